@@ -1,0 +1,221 @@
+//! Typed configuration: what the rest of the gateway sees.
+//!
+//! The TOML file is read into the raw structs of [`file`] (serde, unknown keys collected
+//! and reported), then [`build`] turns them into these typed values, checking every
+//! cross-reference and resolving relative paths against the config file's folder. Every
+//! problem found is reported with the file, line and key it comes from ([`ConfigError`]).
+//! Defaults are the named constants in [`defaults`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub mod build;
+pub mod defaults;
+pub mod file;
+pub mod units;
+
+pub use build::{load, parse, ConfigError, ConfigProblem};
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (absolute); relative paths were resolved against its folder.
+    pub source: PathBuf,
+    pub listeners: Vec<ListenerConfig>,
+    pub truststore: TruststoreConfig,
+    pub admin: Option<AdminConfig>,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Worker threads for the runtime: the largest `workers` of any listener, 0 = one per core.
+    pub fn workers(&self) -> usize {
+        self.listeners.iter().map(|l| l.workers).max().unwrap_or(0)
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    /// Server certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_auth: ClientAuth,
+    pub min_tls_version: TlsVersion,
+    pub key_permissions: KeyPermissions,
+    pub workers: usize,
+    pub limits: ListenerLimits,
+}
+
+/// Connection and protocol limits of one listener.
+#[derive(Debug, Clone)]
+pub struct ListenerLimits {
+    /// TLS handshake must complete within this.
+    pub handshake_timeout: Duration,
+    /// HTTP/1 request head must arrive within this (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub idle_timeout: Duration,
+    /// Max size of a request head (HTTP/1 buffer) in bytes.
+    pub max_header_size: usize,
+    /// Max concurrent connections on this listener; more wait in the accept queue.
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub h2_max_header_list_size: u32,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Required,
+    Optional,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPermissions {
+    Strict,
+    Warn,
+}
+
+#[derive(Debug, Clone)]
+pub struct TruststoreConfig {
+    /// Folder with `roots/`, `intermediates/`, `crls/`.
+    pub dir: PathBuf,
+    pub revocation: Revocation,
+    pub unknown_revocation: Policy,
+    pub expired_crl: Policy,
+    /// Max intermediates between leaf and root.
+    pub max_chain_depth: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Off,
+    EndEntity,
+    FullChain,
+}
+
+/// `deny` or `allow`, for a situation the verifier cannot decide on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub target: UpstreamTarget,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_idle_per_endpoint: usize,
+    /// Pooled connections idle longer than this are closed.
+    pub idle_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+    pub tls: Option<UpstreamTls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamTarget {
+    /// `host:port` strings, resolved at connect time.
+    Endpoints(Vec<String>),
+    Builtin(Builtin),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// Answers with a JSON description of the request it received, identity headers included.
+    Echo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c, or h2 over TLS).
+    Http2,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// CA bundle (PEM) that the upstream's certificate must chain to.
+    pub ca: PathBuf,
+    /// Client certificate chain and key presented to the upstream (mTLS), if any.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Name checked against the upstream's certificate and sent as SNI; default: the endpoint host.
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Lowercased: exact host, `*.suffix`, or `*`.
+    pub host: String,
+    pub path_prefix: String,
+    /// Uppercase method names; empty = any method.
+    pub methods: Vec<String>,
+    pub upstream: String,
+    pub auth: Vec<AuthMethod>,
+    pub allow: Vec<AllowRule>,
+    pub max_body_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A verified client certificate.
+    Mtls,
+}
+
+/// One `[[route.allow]]` entry: every field given must match (glob, `*` any run of characters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowRule {
+    pub uri_san: Option<String>,
+    pub dns_san: Option<String>,
+    pub subject_cn: Option<String>,
+    pub issuer_cn: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `tracing` filter for the diagnostic log (stderr), e.g. "info" or "portcullis=debug".
+    pub level: String,
+    /// Where JSON access-log lines go: stdout (`"-"`), a file, or nowhere.
+    pub access_log: AccessLog,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Stdout,
+    File(PathBuf),
+    Off,
+}
+
+/// Resolve `p` against `base` (the config file's folder) unless it is absolute.
+pub fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}

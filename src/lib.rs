@@ -1,0 +1,5 @@
+//! portcullis: an mTLS gateway for machine-to-machine traffic.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod telemetry;

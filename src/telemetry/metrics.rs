@@ -1,0 +1,27 @@
+//! Every metric name the gateway exports, in one place. Label values always come from
+//! fixed sets (route names from the config, reason kinds, status codes), never from a raw
+//! path, token or identity.
+
+/// Requests answered, by `route` (or `none`) and `status`.
+pub const HTTP_REQUESTS_TOTAL: &str = "portcullis_http_requests_total";
+/// Time from request head to response head, by `route`.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "portcullis_http_request_duration_seconds";
+/// TLS handshakes by `listener`, `result` (`accepted` | `rejected` | `failed`) and `reason`.
+pub const TLS_HANDSHAKES_TOTAL: &str = "portcullis_tls_handshakes_total";
+/// Client-certificate verifications by `result` and `reason` (the verifier's own view).
+pub const TLS_CLIENT_CERT_VERIFICATIONS_TOTAL: &str =
+    "portcullis_tls_client_cert_verifications_total";
+/// Open downstream connections, by `listener`.
+pub const LISTENER_CONNECTIONS_ACTIVE: &str = "portcullis_listener_connections_active";
+/// Downstream connections accepted, by `listener`.
+pub const LISTENER_CONNECTIONS_TOTAL: &str = "portcullis_listener_connections_total";
+/// Upstream requests that reused a pooled connection, by `upstream`.
+pub const UPSTREAM_POOL_HITS_TOTAL: &str = "portcullis_upstream_pool_hits_total";
+/// Upstream requests that needed a new connection, by `upstream`.
+pub const UPSTREAM_POOL_MISSES_TOTAL: &str = "portcullis_upstream_pool_misses_total";
+/// Upstream failures by `upstream` and `kind` (`connect`, `timeout`, `protocol`).
+pub const UPSTREAM_ERRORS_TOTAL: &str = "portcullis_upstream_errors_total";
+/// Requests retried on a fresh connection after a pooled one turned out dead, by `upstream`.
+pub const UPSTREAM_RETRIES_TOTAL: &str = "portcullis_upstream_retries_total";
+/// Access-log lines dropped because the writer could not keep up.
+pub const ACCESS_LOG_DROPPED_TOTAL: &str = "portcullis_access_log_dropped_total";

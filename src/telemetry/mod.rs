@@ -1,0 +1,3 @@
+//! Metrics, the access log and the diagnostic log.
+
+pub mod metrics;
