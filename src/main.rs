@@ -1,1 +1,102 @@
-fn main(){}
+//! The `portcullis` command line. Parsing only: every command is a library call.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use portcullis::{cli, quickstart};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An mTLS gateway for machine-to-machine traffic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file and the material it names; print every problem.
+    Check {
+        #[arg(long, short, env = "PORTCULLIS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Generate a demo PKI and config, then run the gateway in front of the built-in echo.
+    Quickstart {
+        /// Folder for the demo PKI and config (reused if it exists).
+        #[arg(long, default_value = quickstart::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Gateway listener address (port 0 picks a free port).
+        #[arg(long, default_value = quickstart::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Admin listener address (metrics, health).
+        #[arg(long, default_value = quickstart::DEFAULT_ADMIN)]
+        admin: SocketAddr,
+    },
+    /// Manage a small file-based development PKI.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create a root CA, an intermediate CA and their CRLs in DIR.
+    Init { dir: PathBuf },
+    /// Issue a certificate (client by default) named NAME, signed by the intermediate.
+    Issue {
+        dir: PathBuf,
+        name: String,
+        /// URI SAN, e.g. spiffe://example.test/client/billing (repeatable).
+        #[arg(long)]
+        spiffe: Vec<String>,
+        /// DNS SAN (repeatable).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// IP SAN (repeatable).
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        /// Issue a server certificate (serverAuth) instead of a client one.
+        #[arg(long)]
+        server: bool,
+        /// Validity in days.
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+    },
+    /// Revoke NAME and re-sign the intermediate's CRL.
+    Revoke { dir: PathBuf, name: String },
+    /// Re-sign both CRLs with a fresh validity window.
+    Crl { dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    match args.command {
+        Command::Run { config } => cli::run(&config),
+        Command::Check { config } => cli::check(&config),
+        Command::Quickstart { dir, listen, admin } => quickstart::run(&dir, listen, admin),
+        Command::Pki(cmd) => match cmd {
+            PkiCommand::Init { dir } => cli::pki_init(&dir),
+            PkiCommand::Issue {
+                dir,
+                name,
+                spiffe,
+                dns,
+                ip,
+                server,
+                days,
+            } => cli::pki_issue(&dir, &name, spiffe, dns, ip, server, days),
+            PkiCommand::Revoke { dir, name } => cli::pki_revoke(&dir, &name),
+            PkiCommand::Crl { dir } => cli::pki_crl(&dir),
+        },
+    }
+}

@@ -1,1 +1,40 @@
-//! SCAFFOLD
+//! Every default of the configuration, in one place (README and `configs/reference.toml`
+//! document the same values; a test checks the reference file against these).
+
+use std::time::Duration;
+
+pub const CLIENT_AUTH: &str = "required";
+pub const MIN_TLS_VERSION: &str = "1.2";
+pub const KEY_PERMISSIONS: &str = "strict";
+pub const WORKERS: usize = 0;
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MAX_HEADER_SIZE: u64 = 16 * 1024;
+/// hyper refuses an HTTP/1 read buffer smaller than this.
+pub const MIN_HEADER_SIZE: u64 = 8 * 1024;
+pub const MAX_CONNECTIONS: usize = 10_000;
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+pub const H2_MAX_HEADER_LIST_SIZE: u64 = 16 * 1024;
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub const REVOCATION: &str = "full-chain";
+pub const UNKNOWN_REVOCATION: &str = "deny";
+pub const EXPIRED_CRL: &str = "deny";
+pub const MAX_CHAIN_DEPTH: usize = 4;
+/// webpki refuses longer paths whatever the setting.
+pub const MAX_CHAIN_DEPTH_LIMIT: usize = 6;
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
+pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const PROTOCOL: &str = "http1";
+
+pub const ROUTE_HOST: &str = "*";
+pub const ROUTE_PATH_PREFIX: &str = "/";
+pub const ROUTE_AUTH: &str = "mtls";
+pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+
+pub const LOG_LEVEL: &str = "info";
+pub const ACCESS_LOG: &str = "-";

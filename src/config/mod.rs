@@ -15,6 +15,9 @@ pub mod defaults;
 pub mod file;
 pub mod units;
 
+#[cfg(test)]
+mod tests;
+
 pub use build::{load, parse, ConfigError, ConfigProblem};
 
 /// The whole, validated configuration.

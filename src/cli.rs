@@ -1,0 +1,180 @@
+//! What each subcommand does, as library functions (the binary only parses arguments).
+//! Each returns the process exit code: 0 success, 1 failure (the reason printed on stderr).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::{self, Config};
+use crate::pki::{CertKind, DevPki, IssueOptions};
+use crate::server;
+
+/// `portcullis run`: serve until SIGTERM/SIGINT, then drain and exit 0.
+pub fn run(path: &Path) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    crate::telemetry::init_logging(&config.log.level);
+    serve(&config, |_| {})
+}
+
+/// Build a runtime for `config`, start the gateway, call `started` with it, and serve until
+/// a signal. Shared by `run` and `quickstart`.
+pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCode {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if config.workers() > 0 {
+        rt.worker_threads(config.workers());
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let running = match server::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        started(&running);
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// `portcullis check`: every config problem with file, line and key; then every problem
+/// with the material it names (certificates, keys, truststore). Exit 1 on any.
+pub fn check(path: &Path) -> ExitCode {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{} problem(s) found", e.problems.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = server::validate(&config);
+    for p in &problems {
+        eprintln!("{}: {p}", config.source.display());
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: OK ({} listener(s), {} upstream(s), {} route(s))",
+            config.source.display(),
+            config.listeners.len(),
+            config.upstreams.len(),
+            config.routes.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{} problem(s) found", problems.len());
+        ExitCode::FAILURE
+    }
+}
+
+pub fn pki_init(dir: &Path) -> ExitCode {
+    report(DevPki::init(dir).map(|pki| {
+        println!("created a dev PKI in {}", dir.display());
+        println!(
+            "  truststore for the gateway: {}",
+            pki.truststore_dir().display()
+        );
+        println!(
+            "  root CA for clients:        {}",
+            pki.root_cert().display()
+        );
+    }))
+}
+
+pub fn pki_issue(
+    dir: &Path,
+    name: &str,
+    spiffe: Vec<String>,
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    server: bool,
+    days: u64,
+) -> ExitCode {
+    let opts = IssueOptions {
+        kind: if server {
+            CertKind::Server
+        } else {
+            CertKind::Client
+        },
+        spiffe,
+        dns,
+        ips,
+        valid_for: Duration::from_secs(days.saturating_mul(86_400)),
+    };
+    report(
+        DevPki::open(dir)
+            .and_then(|mut pki| pki.issue(name, &opts))
+            .map(|issued| {
+                println!("issued {name} (serial {})", issued.serial);
+                println!("  certificate chain: {}", issued.cert.display());
+                println!("  private key:       {}", issued.key.display());
+            }),
+    )
+}
+
+pub fn pki_revoke(dir: &Path, name: &str) -> ExitCode {
+    report(
+        DevPki::open(dir)
+            .and_then(|mut pki| pki.revoke(name))
+            .map(|()| {
+                println!("revoked {name}; the intermediate CRL was re-signed");
+            }),
+    )
+}
+
+pub fn pki_crl(dir: &Path) -> ExitCode {
+    report(
+        DevPki::open(dir)
+            .and_then(|mut pki| pki.refresh_crls())
+            .map(|()| {
+                println!("re-signed both CRLs");
+            }),
+    )
+}
+
+fn report<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

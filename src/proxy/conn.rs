@@ -1,0 +1,114 @@
+//! What the gateway knows about one downstream connection, computed once after the TLS
+//! handshake and shared (behind an `Arc`) by every request on it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+
+use crate::tls::Identity;
+
+/// Names of the identity headers sent to backends. Any incoming header with one of these
+/// names (or starting with `x-client-`) is removed before the verified values are set.
+pub const XFCC: &str = "x-forwarded-client-cert";
+pub const X_CLIENT_SUBJECT: &str = "x-client-subject";
+pub const X_CLIENT_URI_SAN: &str = "x-client-uri-san";
+pub const X_CLIENT_FINGERPRINT: &str = "x-client-fingerprint";
+pub const X_CLIENT_PREFIX: &str = "x-client-";
+
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// `peer.ip()` as a header value, for `x-forwarded-for`.
+    pub peer_ip: HeaderValue,
+    /// Index of the listener in the config, and its address as a metric label.
+    pub listener: Arc<str>,
+    pub identity: Option<ForwardedIdentity>,
+    pub activity: Activity,
+}
+
+/// Requests in flight and the time the last one ended: what the idle timeout looks at.
+#[derive(Debug, Default)]
+pub struct Activity {
+    in_flight: AtomicU32,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    pub fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn end(&self) {
+        self.last_ms.store(clock_ms(), Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How long the connection has had no request in flight (zero while one is).
+    pub fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(clock_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+
+    pub fn touch(&self) {
+        self.last_ms.store(clock_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Milliseconds on a process-wide monotonic clock.
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// A verified client identity and its forwarded header values, built once per connection.
+#[derive(Debug)]
+pub struct ForwardedIdentity {
+    pub id: Identity,
+    pub xfcc: HeaderValue,
+    pub subject: HeaderValue,
+    /// `None` when the certificate has no URI SAN (the header is then not sent).
+    pub uri_san: Option<HeaderValue>,
+    pub fingerprint: HeaderValue,
+}
+
+impl ForwardedIdentity {
+    /// Fails only if the identity cannot be expressed as header values, which the identity
+    /// extractor prevents by escaping non-ASCII; the caller treats it as a refused client.
+    pub fn new(id: Identity) -> Result<Self, http::header::InvalidHeaderValue> {
+        let uri_san = if id.uri_sans.is_empty() {
+            None
+        } else {
+            Some(HeaderValue::from_str(&id.uri_sans.join(","))?)
+        };
+        Ok(ForwardedIdentity {
+            xfcc: HeaderValue::from_str(&id.xfcc())?,
+            subject: HeaderValue::from_str(&id.subject)?,
+            uri_san,
+            fingerprint: HeaderValue::from_str(&id.fingerprint)?,
+            id,
+        })
+    }
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, listener: Arc<str>, identity: Option<ForwardedIdentity>) -> Self {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            peer_ip,
+            listener,
+            identity,
+            activity: Activity::default(),
+        }
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref().map(|f| &f.id)
+    }
+}

@@ -1,0 +1,111 @@
+//! The one place where a failed request becomes a response.
+//!
+//! Every phase ends a request with a [`GatewayError`]; its [`ErrorKind`] fixes the HTTP
+//! status, the `x-portcullis-error` header, the JSON body's `error` field and the metric
+//! and log reason. The message is chosen by the phase from fixed text: never an internal
+//! detail (no file paths, peer addresses or library error strings).
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// The header that names the kind of a gateway-generated error.
+pub const ERROR_HEADER: &str = "x-portcullis-error";
+
+/// Every way the gateway itself can end a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NoRoute,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NoRoute => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable name used in the header, the JSON body, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NoRoute => "no_route",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::UpstreamUnavailable => "upstream_unavailable",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A request the gateway ends itself: a kind and a short, safe, human message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub message: Cow<'static, str>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        GatewayError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The response: status, `x-portcullis-error`, and `{"error": kind, "message": text}`.
+    pub fn to_response(&self) -> Response<Bytes> {
+        let body = serde_json::json!({ "error": self.kind.as_str(), "message": self.message });
+        let mut resp = Response::new(Bytes::from(body.to_string()));
+        *resp.status_mut() = self.kind.status();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind.as_str()));
+        resp
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_carries_kind_status_and_json() {
+        let e = GatewayError::new(ErrorKind::Forbidden, "not allowed on this route");
+        let resp = e.to_response();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()[ERROR_HEADER], "forbidden");
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(v["error"], "forbidden");
+        assert_eq!(v["message"], "not allowed on this route");
+    }
+}

@@ -1,0 +1,164 @@
+//! Header rewriting on the way to the backend and back.
+//!
+//! Requests: hop-by-hop headers removed (those named in `Connection` too; `te: trailers` is
+//! kept, for gRPC), every incoming identity header stripped (`x-forwarded-client-cert`,
+//! `x-client-*`) so a client can never forge one, `x-forwarded-for/-proto/-host` set, then
+//! the verified identity added. Responses: hop-by-hop headers removed.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::conn::{self, ConnInfo};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
+/// non-standard ones proxies commonly meet.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Rewrite request headers for the backend. `host` is the request's host as received
+/// (Host header or HTTP/2 `:authority`), if any.
+pub fn rewrite_request(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&HeaderValue>) {
+    remove_hop_by_hop(headers, true);
+    strip_identity_headers(headers);
+
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        Some(prior) => {
+            let mut v = Vec::with_capacity(prior.len() + 2 + conn.peer_ip.len());
+            v.extend_from_slice(prior.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(conn.peer_ip.as_bytes());
+            HeaderValue::from_bytes(&v).unwrap_or_else(|_| conn.peer_ip.clone())
+        }
+        None => conn.peer_ip.clone(),
+    };
+    headers.insert(X_FORWARDED_FOR, xff);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    match host {
+        Some(h) => {
+            headers.insert(X_FORWARDED_HOST, h.clone());
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+
+    if let Some(fid) = &conn.identity {
+        headers.insert(conn::XFCC, fid.xfcc.clone());
+        headers.insert(conn::X_CLIENT_SUBJECT, fid.subject.clone());
+        if let Some(uri) = &fid.uri_san {
+            headers.insert(conn::X_CLIENT_URI_SAN, uri.clone());
+        }
+        headers.insert(conn::X_CLIENT_FINGERPRINT, fid.fingerprint.clone());
+    }
+}
+
+/// Remove hop-by-hop headers from a response before it goes back to the client.
+pub fn rewrite_response(headers: &mut HeaderMap) {
+    remove_hop_by_hop(headers, false);
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Headers listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1).
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let te_trailers = keep_te_trailers
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    headers.remove(header::TE);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+fn strip_identity_headers(headers: &mut HeaderMap) {
+    headers.remove(conn::XFCC);
+    // Collected first: a HeaderMap cannot be filtered in place. The Vec stays unallocated
+    // unless the client sent such a header.
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with(conn::X_CLIENT_PREFIX))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn conn() -> ConnInfo {
+        ConnInfo::new("10.0.0.7:5000".parse().unwrap(), Arc::from("l0"), None)
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_forged_identity() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert(
+            "x-forwarded-client-cert",
+            HeaderValue::from_static("Hash=forged"),
+        );
+        h.insert("x-client-subject", HeaderValue::from_static("CN=admin"));
+        h.insert("X-Client-Role", HeaderValue::from_static("root"));
+        h.insert("x-clientele", HeaderValue::from_static("kept"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        rewrite_request(&mut h, &conn(), Some(&HeaderValue::from_static("api.test")));
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "upgrade",
+            "x-forwarded-client-cert",
+            "x-client-subject",
+            "x-client-role",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} should be removed");
+        }
+        assert_eq!(h["te"], "trailers");
+        assert_eq!(h["x-clientele"], "kept");
+        assert_eq!(h["accept"], "*/*");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "api.test");
+    }
+
+    #[test]
+    fn appends_to_x_forwarded_for_and_drops_te_other_than_trailers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        h.insert("te", HeaderValue::from_static("gzip"));
+        rewrite_request(&mut h, &conn(), None);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.0.0.7");
+        assert!(!h.contains_key("te"));
+        assert!(!h.contains_key("x-forwarded-host"));
+    }
+}

@@ -1,0 +1,200 @@
+//! The request lifecycle, top to bottom. Each phase is a function in its own module that
+//! either passes the request on or ends it with a [`GatewayError`]:
+//!
+//! 1. **check** — framing and path: both `content-length` and `transfer-encoding` still
+//!    present → 400 (hyper's HTTP/1 parser already frames such a request by
+//!    transfer-encoding alone, drops content-length and closes the connection after it, per
+//!    RFC 9112 §6.3; this catches any other way in); the path is normalised ([`path`]), a
+//!    path that cannot be → 400.
+//! 2. **route** ([`route`]) — host + normalised path + method → 404 / 405.
+//! 3. **authenticate** ([`crate::auth`]) — every method the route lists → 401.
+//! 4. **authorize** ([`crate::policy`]) — the route's allow-list → 403.
+//! 5. **forward** ([`headers`], [`upstream`]) — identity headers set, body streamed with the
+//!    route's size limit (413), pooled connection → 502 / 504.
+//! 6. **respond** — hop-by-hop headers removed, body streamed back.
+//! 7. **log** — metrics at response head; the access-log line when the body ends.
+//!
+//! The connection's verified identity was computed once at handshake ([`ConnInfo`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::uri::PathAndQuery;
+use http::{header, Request, Response, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::body::{self, ProxyBody};
+use super::conn::ConnInfo;
+use super::error::{ErrorKind, GatewayError};
+use super::route::{routing_host, RouteMatch, Router};
+use super::upstream::UpstreamError;
+use super::{headers, path};
+use crate::auth;
+use crate::telemetry::access_log::{AccessLogger, AccessRecord, LoggedBody};
+use crate::telemetry::metrics as m;
+
+/// Everything a request needs that comes from configuration: immutable, swapped whole.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub router: Router,
+}
+
+/// State shared by every connection of a running gateway.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub access_log: AccessLogger,
+}
+
+/// The hyper service body: handle one request on one connection.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<LoggedBody>, Infallible> {
+    let snapshot = shared.snapshot.load_full();
+    let mut rec = AccessRecord::new(conn.clone(), req.method().clone(), req.uri().path());
+    let resp = match process(&snapshot, &conn, req, &mut rec).await {
+        Ok(resp) => {
+            rec.reason = "allowed";
+            resp
+        }
+        Err(e) => {
+            if rec.reason.is_empty() {
+                rec.reason = e.kind.as_str();
+            }
+            tracing::debug!(peer = %conn.peer, error = %e, "request refused");
+            e.to_response().map(body::full)
+        }
+    };
+    rec.status = resp.status().as_u16();
+    let route = rec.route.clone().unwrap_or_else(|| Arc::from("none"));
+    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.to_string(), "status" => rec.status.to_string())
+        .increment(1);
+    metrics::histogram!(m::HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_string())
+        .record(rec.start.elapsed().as_secs_f64());
+    Ok(resp.map(|b| LoggedBody::new(b, rec, shared.access_log.clone())))
+}
+
+async fn process(
+    snapshot: &Snapshot,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    rec: &mut AccessRecord,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let (mut parts, incoming) = req.into_parts();
+
+    // 1. check
+    if parts.headers.contains_key(header::CONTENT_LENGTH)
+        && parts.headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        return Err(GatewayError::new(
+            ErrorKind::BadRequest,
+            "a request must not carry both content-length and transfer-encoding",
+        ));
+    }
+    let path = path::normalize(parts.uri.path())
+        .map_err(|e| GatewayError::new(ErrorKind::BadRequest, e.to_string()))?;
+    rec.path.clone_from(&path);
+
+    // 2. route
+    let host_value = match parts.uri.authority() {
+        Some(a) => http::HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(header::HOST).cloned(),
+    };
+    let host = host_value
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .map(routing_host)
+        .unwrap_or_default();
+    let route = match snapshot.router.find(&host, &path, &parts.method) {
+        RouteMatch::Found(r) => r,
+        RouteMatch::MethodNotAllowed => {
+            return Err(GatewayError::new(
+                ErrorKind::MethodNotAllowed,
+                "this method is not allowed on this path",
+            ))
+        }
+        RouteMatch::NotFound => {
+            return Err(GatewayError::new(
+                ErrorKind::NoRoute,
+                "no route for this host and path",
+            ))
+        }
+    };
+    rec.route = Some(route.name.clone());
+
+    // 3. authenticate
+    auth::authenticate(&route.auth, conn).map_err(|e| {
+        rec.reason = e.reason;
+        GatewayError::new(ErrorKind::Unauthenticated, e.message)
+    })?;
+
+    // 4. authorize
+    if !route.allow.allows(conn.identity()) {
+        rec.reason = "not_in_allow_list";
+        return Err(GatewayError::new(
+            ErrorKind::Forbidden,
+            "this client is not allowed on this route",
+        ));
+    }
+
+    // 5. forward
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > route.max_body_size) {
+        return Err(too_large());
+    }
+    let pq = match parts.uri.query() {
+        Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
+        None => PathAndQuery::try_from(path),
+    }
+    .map_err(|_| GatewayError::new(ErrorKind::BadRequest, "invalid request target"))?;
+    parts.uri = Uri::from(pq);
+    headers::rewrite_request(&mut parts.headers, conn, host_value.as_ref());
+    if let Some(h) = host_value {
+        parts.headers.insert(header::HOST, h);
+    }
+    let limit = usize::try_from(route.max_body_size).unwrap_or(usize::MAX);
+    let body = Limited::new(incoming, limit).boxed();
+    rec.upstream = Some(route.upstream.name.clone());
+    let mut resp = route
+        .upstream
+        .send(Request::from_parts(parts, body))
+        .await
+        .map_err(upstream_error)?;
+
+    // 6. respond
+    headers::rewrite_response(resp.headers_mut());
+    Ok(resp)
+}
+
+fn too_large() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::PayloadTooLarge,
+        "the request body is larger than this route allows",
+    )
+}
+
+fn upstream_error(e: UpstreamError) -> GatewayError {
+    tracing::debug!(error = %e, "upstream request failed");
+    match e {
+        UpstreamError::Connect { .. } | UpstreamError::Protocol(_) => GatewayError::new(
+            ErrorKind::UpstreamUnavailable,
+            "the upstream service is unavailable",
+        ),
+        UpstreamError::Timeout(_) => GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            "the upstream service did not answer in time",
+        ),
+        UpstreamError::BodyTooLarge => too_large(),
+        UpstreamError::Request(_) => {
+            GatewayError::new(ErrorKind::BadRequest, "the request cannot be forwarded")
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! Upstreams: where a routed request is forwarded, over pooled connections.
+//!
+//! Runs last in the pipeline. Endpoints are picked round-robin, skipping one that recently
+//! refused a connection (exponential back-off from 1 s to 10 s). HTTP/1.1 connections are
+//! pooled per endpoint in a lock-free bounded queue shared by every worker thread, and go
+//! back into it once their response body has been read; HTTP/2 keeps one multiplexed
+//! connection per endpoint. A request that fails on a pooled connection that turned out
+//! dead is retried once on a fresh one when that is safe: the request never left, or it is
+//! idempotent and has no body. Failures: connect error 502 `upstream_unavailable`, no
+//! response head within `request_timeout` 504 `upstream_timeout`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use crossbeam_queue::ArrayQueue;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, HeaderValue, Method, Request, Response, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use metrics::Counter;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use super::body::ProxyBody;
+use super::echo;
+use crate::config::{KeyPermissions, UpstreamConfig, UpstreamProtocol, UpstreamTarget};
+use crate::telemetry::metrics as m;
+
+const BACKOFF_BASE_MS: u64 = 1_000;
+const BACKOFF_MAX_MS: u64 = 10_000;
+
+/// Why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect to {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("request body larger than the route allows")]
+    BodyTooLarge,
+    #[error("upstream protocol error: {0}")]
+    Protocol(#[source] hyper::Error),
+    #[error("bad request for the upstream: {0}")]
+    Request(String),
+}
+
+/// Errors building an upstream from its config (TLS material).
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {name:?}: {message}")]
+pub struct UpstreamBuildError {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: Arc<str>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Echo,
+    Remote(Box<Remote>),
+}
+
+struct Remote {
+    endpoints: Vec<Endpoint>,
+    next: AtomicUsize,
+    protocol: UpstreamProtocol,
+    tls: Option<(TlsConnector, Option<ServerName<'static>>)>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    idle_timeout: Duration,
+    counters: Counters,
+}
+
+struct Counters {
+    hits: Counter,
+    misses: Counter,
+    retries: Counter,
+    err_connect: Counter,
+    err_timeout: Counter,
+    err_protocol: Counter,
+}
+
+struct Endpoint {
+    /// `host:port` as configured.
+    addr: String,
+    host: String,
+    /// Idle HTTP/1.1 connections; `None` when pooling is off (`max_idle_per_endpoint = 0`).
+    idle: Option<Arc<ArrayQueue<Idle>>>,
+    h2: ArcSwapOption<http2::SendRequest<ProxyBody>>,
+    down_until_ms: AtomicU64,
+    failures: AtomicU32,
+}
+
+struct Idle {
+    tx: http1::SendRequest<ProxyBody>,
+    since: Instant,
+}
+
+enum Conn {
+    H1(http1::SendRequest<ProxyBody>),
+    H2(http2::SendRequest<ProxyBody>),
+}
+
+impl Upstream {
+    pub fn echo(name: &str) -> Upstream {
+        Upstream {
+            name: Arc::from(name),
+            kind: Kind::Echo,
+        }
+    }
+
+    pub fn from_config(cfg: &UpstreamConfig) -> Result<Upstream, UpstreamBuildError> {
+        let endpoints = match &cfg.target {
+            UpstreamTarget::Builtin(crate::config::Builtin::Echo) => {
+                return Ok(Upstream::echo(&cfg.name))
+            }
+            UpstreamTarget::Endpoints(eps) => eps,
+        };
+        let tls = match &cfg.tls {
+            Some(t) => Some(build_tls(cfg, t)?),
+            None => None,
+        };
+        let label = cfg.name.clone();
+        let err = |kind: &'static str| metrics::counter!(m::UPSTREAM_ERRORS_TOTAL, "upstream" => label.clone(), "kind" => kind);
+        let counters = Counters {
+            hits: metrics::counter!(m::UPSTREAM_POOL_HITS_TOTAL, "upstream" => label.clone()),
+            misses: metrics::counter!(m::UPSTREAM_POOL_MISSES_TOTAL, "upstream" => label.clone()),
+            retries: metrics::counter!(m::UPSTREAM_RETRIES_TOTAL, "upstream" => label.clone()),
+            err_connect: err("connect"),
+            err_timeout: err("timeout"),
+            err_protocol: err("protocol"),
+        };
+        let endpoints = endpoints
+            .iter()
+            .map(|addr| Endpoint {
+                host: addr
+                    .rsplit_once(':')
+                    .map_or(addr.as_str(), |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                addr: addr.clone(),
+                idle: (cfg.max_idle_per_endpoint > 0)
+                    .then(|| Arc::new(ArrayQueue::new(cfg.max_idle_per_endpoint))),
+                h2: ArcSwapOption::empty(),
+                down_until_ms: AtomicU64::new(0),
+                failures: AtomicU32::new(0),
+            })
+            .collect();
+        Ok(Upstream {
+            name: Arc::from(cfg.name.as_str()),
+            kind: Kind::Remote(Box::new(Remote {
+                endpoints,
+                next: AtomicUsize::new(0),
+                protocol: cfg.protocol,
+                tls,
+                connect_timeout: cfg.connect_timeout,
+                request_timeout: cfg.request_timeout,
+                idle_timeout: cfg.idle_timeout,
+                counters,
+            })),
+        })
+    }
+
+    /// Forward `req`, whose URI is in origin form (path and query) and whose `Host` header
+    /// (if any) is the one the client sent.
+    pub async fn send(
+        &self,
+        req: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, UpstreamError> {
+        match &self.kind {
+            Kind::Echo => echo::respond(req).await,
+            Kind::Remote(remote) => {
+                let resp =
+                    match tokio::time::timeout(remote.request_timeout, remote.send(req)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            remote.counters.err_timeout.increment(1);
+                            Err(UpstreamError::Timeout(remote.request_timeout))
+                        }
+                    }?;
+                Ok(resp.map(|b: Incoming| b.map_err(Into::into).boxed()))
+            }
+        }
+    }
+}
+
+impl Remote {
+    async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, UpstreamError> {
+        let ep = self.pick();
+        let (conn, reused) = self.checkout(ep).await?;
+        let req = self.prepare(req, ep)?;
+        // A pooled connection may have been closed by the backend just as we reuse it. Keep
+        // what is needed to send an idempotent, body-less request again.
+        let replay =
+            (reused && is_idempotent(req.method()) && req.body().is_end_stream()).then(|| {
+                (
+                    req.method().clone(),
+                    req.uri().clone(),
+                    req.version(),
+                    req.headers().clone(),
+                )
+            });
+        match conn.send(req).await {
+            Ok((resp, conn)) => {
+                self.checkin(ep, conn);
+                Ok(resp)
+            }
+            Err((err, unsent)) => {
+                let retry = match (reused, unsent, replay) {
+                    (false, _, _) => None,
+                    (true, Some(r), _) => Some(r),
+                    (true, None, Some((method, uri, version, headers))) => {
+                        let mut r = Request::new(super::body::empty());
+                        *r.method_mut() = method;
+                        *r.uri_mut() = uri;
+                        *r.version_mut() = version;
+                        *r.headers_mut() = headers;
+                        Some(r)
+                    }
+                    (true, None, None) => None,
+                };
+                let Some(again) = retry else {
+                    return Err(self.classify(err));
+                };
+                self.counters.retries.increment(1);
+                tracing::debug!(endpoint = %ep.addr, error = %err, "pooled connection was dead; retrying once");
+                let conn = self.connect(ep).await?;
+                match conn.send(again).await {
+                    Ok((resp, conn)) => {
+                        self.checkin(ep, conn);
+                        Ok(resp)
+                    }
+                    Err((err, _)) => Err(self.classify(err)),
+                }
+            }
+        }
+    }
+
+    fn classify(&self, err: hyper::Error) -> UpstreamError {
+        if let Some(src) = std::error::Error::source(&err) {
+            if super::body::is_length_limit(src) {
+                return UpstreamError::BodyTooLarge;
+            }
+        }
+        self.counters.err_protocol.increment(1);
+        UpstreamError::Protocol(err)
+    }
+
+    /// Round-robin over endpoints not in back-off; if all are, the next one anyway. A skip
+    /// takes its own turn from the shared counter, so the healthy endpoints still share the
+    /// load evenly (skipping to "the one after" would give it double).
+    fn pick(&self) -> &Endpoint {
+        let n = self.endpoints.len();
+        let now = now_ms();
+        let mut first = None;
+        for _ in 0..n {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+            let ep = &self.endpoints[i];
+            if ep.down_until_ms.load(Ordering::Relaxed) <= now {
+                return ep;
+            }
+            first.get_or_insert(ep);
+        }
+        first.unwrap_or(&self.endpoints[0])
+    }
+
+    /// Set the URI form and version the connection's protocol needs.
+    fn prepare(
+        &self,
+        mut req: Request<ProxyBody>,
+        ep: &Endpoint,
+    ) -> Result<Request<ProxyBody>, UpstreamError> {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        match self.protocol {
+            UpstreamProtocol::Http1 => {
+                *req.version_mut() = Version::HTTP_11;
+                *req.uri_mut() = Uri::from(pq);
+                if !req.headers().contains_key(header::HOST) {
+                    let host = HeaderValue::from_str(&ep.addr).map_err(|_| {
+                        UpstreamError::Request("endpoint is not a valid host".into())
+                    })?;
+                    req.headers_mut().insert(header::HOST, host);
+                }
+            }
+            UpstreamProtocol::Http2 => {
+                *req.version_mut() = Version::HTTP_2;
+                let authority = match req.headers_mut().remove(header::HOST) {
+                    Some(h) => Authority::try_from(h.as_bytes()),
+                    None => Authority::try_from(ep.addr.as_str()),
+                }
+                .map_err(|_| UpstreamError::Request("invalid host for HTTP/2".into()))?;
+                let scheme = if self.tls.is_some() {
+                    Scheme::HTTPS
+                } else {
+                    Scheme::HTTP
+                };
+                *req.uri_mut() = Uri::builder()
+                    .scheme(scheme)
+                    .authority(authority)
+                    .path_and_query(pq)
+                    .build()
+                    .map_err(|e| UpstreamError::Request(e.to_string()))?;
+            }
+        }
+        Ok(req)
+    }
+
+    /// A ready pooled connection (`true`) or a new one (`false`).
+    async fn checkout(&self, ep: &Endpoint) -> Result<(Conn, bool), UpstreamError> {
+        match self.protocol {
+            UpstreamProtocol::Http1 => {
+                if let Some(idle) = &ep.idle {
+                    while let Some(c) = idle.pop() {
+                        if c.since.elapsed() < self.idle_timeout && c.tx.is_ready() {
+                            self.counters.hits.increment(1);
+                            return Ok((Conn::H1(c.tx), true));
+                        }
+                    }
+                }
+            }
+            UpstreamProtocol::Http2 => {
+                if let Some(tx) = ep.h2.load().as_deref() {
+                    if !tx.is_closed() {
+                        self.counters.hits.increment(1);
+                        return Ok((Conn::H2(tx.clone()), true));
+                    }
+                }
+            }
+        }
+        self.counters.misses.increment(1);
+        Ok((self.connect(ep).await?, false))
+    }
+
+    /// Give an HTTP/1.1 connection back to the pool once its response has been read.
+    fn checkin(&self, ep: &Endpoint, conn: Conn) {
+        let (Conn::H1(mut tx), Some(idle)) = (conn, &ep.idle) else {
+            return;
+        };
+        let idle = Arc::clone(idle);
+        // `ready` resolves when the response body has been consumed and the connection can
+        // take another request, or fails if it closed meanwhile (then it is dropped).
+        tokio::spawn(async move {
+            if tx.ready().await.is_ok() {
+                // A full pool drops the connection, which closes it.
+                let _ = idle.push(Idle {
+                    tx,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+
+    async fn connect(&self, ep: &Endpoint) -> Result<Conn, UpstreamError> {
+        let connect_err = |source: std::io::Error| {
+            self.counters.err_connect.increment(1);
+            let failures = ep.failures.fetch_add(1, Ordering::Relaxed).min(8);
+            let backoff = (BACKOFF_BASE_MS << failures).min(BACKOFF_MAX_MS);
+            ep.down_until_ms
+                .store(now_ms() + backoff, Ordering::Relaxed);
+            UpstreamError::Connect {
+                endpoint: ep.addr.clone(),
+                source,
+            }
+        };
+        let tcp =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(&ep.addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(connect_err(e)),
+                Err(_) => return Err(connect_err(std::io::ErrorKind::TimedOut.into())),
+            };
+        let _ = tcp.set_nodelay(true);
+        ep.failures.store(0, Ordering::Relaxed);
+        ep.down_until_ms.store(0, Ordering::Relaxed);
+        match &self.tls {
+            None => self.handshake(ep, TokioIo::new(tcp)).await,
+            Some((connector, name)) => {
+                let name = match name {
+                    Some(n) => n.clone(),
+                    None => ServerName::try_from(ep.host.clone())
+                        .map_err(|_| connect_err(std::io::ErrorKind::InvalidInput.into()))?,
+                };
+                let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
+                    .map_err(connect_err)?;
+                self.handshake(ep, TokioIo::new(tls)).await
+            }
+        }
+    }
+
+    async fn handshake<IO>(&self, ep: &Endpoint, io: IO) -> Result<Conn, UpstreamError>
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        match self.protocol {
+            UpstreamProtocol::Http1 => {
+                let (tx, conn) = http1::handshake(io).await.map_err(|e| self.classify(e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream connection ended");
+                    }
+                });
+                Ok(Conn::H1(tx))
+            }
+            UpstreamProtocol::Http2 => {
+                let (tx, conn) = http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| self.classify(e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "upstream connection ended");
+                    }
+                });
+                ep.h2.store(Some(Arc::new(tx.clone())));
+                Ok(Conn::H2(tx))
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Send on this connection; on failure, the request comes back when it was never sent.
+    async fn send(
+        self,
+        req: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Conn), (hyper::Error, Option<Request<ProxyBody>>)> {
+        match self {
+            Conn::H1(mut tx) => match tx.try_send_request(req).await {
+                Ok(resp) => Ok((resp, Conn::H1(tx))),
+                Err(mut e) => {
+                    let unsent = e.take_message();
+                    Err((e.into_error(), unsent))
+                }
+            },
+            Conn::H2(mut tx) => match tx.try_send_request(req).await {
+                Ok(resp) => Ok((resp, Conn::H2(tx))),
+                Err(mut e) => {
+                    let unsent = e.take_message();
+                    Err((e.into_error(), unsent))
+                }
+            },
+        }
+    }
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Milliseconds since the first call: a cheap monotonic clock for back-off deadlines.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+fn build_tls(
+    cfg: &UpstreamConfig,
+    t: &crate::config::UpstreamTls,
+) -> Result<(TlsConnector, Option<ServerName<'static>>), UpstreamBuildError> {
+    let fail = |message: String| UpstreamBuildError {
+        name: cfg.name.clone(),
+        message,
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in crate::tls::load_certs(&t.ca).map_err(|e| fail(e.to_string()))? {
+        roots
+            .add(cert)
+            .map_err(|e| fail(format!("tls.ca {}: {e}", t.ca.display())))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => {
+            let chain = crate::tls::load_certs(cert).map_err(|e| fail(e.to_string()))?;
+            let key = crate::tls::load_key(key, KeyPermissions::Strict)
+                .map_err(|e| fail(e.to_string()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| fail(format!("tls.cert/tls.key: {e}")))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = match cfg.protocol {
+        UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
+        UpstreamProtocol::Http2 => vec![b"h2".to_vec()],
+    };
+    let name = match &t.server_name {
+        Some(n) => Some(
+            ServerName::try_from(n.clone())
+                .map_err(|_| fail(format!("tls.server_name {n:?} is not a valid name")))?,
+        ),
+        None => None,
+    };
+    Ok((TlsConnector::from(Arc::new(config)), name))
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field(
+                "endpoints",
+                &self.endpoints.iter().map(|e| &e.addr).collect::<Vec<_>>(),
+            )
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,448 @@
+//! Running a gateway: build every piece from the config, bind the listeners, accept and
+//! handshake connections, serve HTTP on them, and drain on shutdown.
+//!
+//! Per connection: accept (bounded by `max_connections`) → TLS handshake within
+//! `handshake_timeout` (the client chain is verified by `tls::ClientVerifier`) → identity
+//! extracted once → HTTP/1.1 or HTTP/2 served by hyper, each request through
+//! [`pipeline::handle`]. A resumed TLS session skips the verifier inside rustls, so the
+//! restored chain is verified again here before the connection is used.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::HandshakeKind;
+use rustls_pki_types::UnixTime;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, ListenerLimits};
+use crate::proxy::conn::{ConnInfo, ForwardedIdentity};
+use crate::proxy::pipeline::{self, Shared, Snapshot};
+use crate::proxy::route::Router;
+use crate::proxy::upstream::Upstream;
+use crate::telemetry::access_log::AccessLogger;
+use crate::telemetry::{self, metrics as m};
+use crate::tls::{self, ClientVerifier, Identity, Truststore};
+
+/// Why a gateway could not start. Each names the piece of configuration at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("truststore {dir}: {source}")]
+    Truststore {
+        dir: String,
+        source: tls::TruststoreError,
+    },
+    #[error("listener {address}: {source}")]
+    Tls {
+        address: SocketAddr,
+        source: tls::TlsError,
+    },
+    #[error(transparent)]
+    Upstream(#[from] crate::proxy::upstream::UpstreamBuildError),
+    #[error("routes: {0}")]
+    Routes(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("access log: {0}")]
+    AccessLog(std::io::Error),
+}
+
+/// A started gateway. Dropping it does not stop it: call [`Running::shutdown`].
+pub struct Running {
+    /// Bound addresses, in config order (useful when the config asked for port 0).
+    pub listeners: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct ListenerCtx {
+    label: Arc<str>,
+    acceptor: TlsAcceptor,
+    verifier: Arc<ClientVerifier>,
+    limits: ListenerLimits,
+    http: auto::Builder<TokioExecutor>,
+    shared: Arc<Shared>,
+}
+
+/// Build everything the config describes and start serving. Nothing is bound until every
+/// piece has been built, so a bad certificate never leaves a half-started gateway.
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    telemetry::prometheus();
+    let truststore = Arc::new(Truststore::load(&config.truststore.dir).map_err(|source| {
+        StartError::Truststore {
+            dir: config.truststore.dir.display().to_string(),
+            source,
+        }
+    })?);
+    let snapshot = build_snapshot(config)?;
+    let access_log = AccessLogger::start(&config.log.access_log).map_err(StartError::AccessLog)?;
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        access_log,
+    });
+
+    let mut ctxs = Vec::new();
+    for l in &config.listeners {
+        let verifier = Arc::new(ClientVerifier::new(
+            truststore.clone(),
+            &config.truststore,
+            l.client_auth,
+        ));
+        let server_config =
+            tls::server_config(l, verifier.clone()).map_err(|source| StartError::Tls {
+                address: l.address,
+                source,
+            })?;
+        ctxs.push((
+            l.address,
+            ListenerCtx {
+                label: Arc::from(l.address.to_string()),
+                acceptor: TlsAcceptor::from(server_config),
+                verifier,
+                limits: l.limits.clone(),
+                http: http_builder(&l.limits),
+                shared: shared.clone(),
+            },
+        ));
+    }
+
+    let (shutdown, _) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
+    for (address, mut ctx) in ctxs {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Bind { address, source })?;
+        let local = listener.local_addr().unwrap_or(address);
+        // Label metrics and logs with the bound address: port 0 configs would collide.
+        ctx.label = Arc::from(local.to_string());
+        bound.push(local);
+        listeners.push((listener, ctx));
+    }
+    let ready = Arc::new(AtomicBool::new(true));
+    let admin = match &config.admin {
+        Some(a) => {
+            let listener =
+                TcpListener::bind(a.address)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        address: a.address,
+                        source,
+                    })?;
+            let addr = listener.local_addr().unwrap_or(a.address);
+            tasks.push(tokio::spawn(crate::admin::serve(
+                listener,
+                ready.clone(),
+                shutdown.subscribe(),
+            )));
+            Some(addr)
+        }
+        None => None,
+    };
+    for (listener, ctx) in listeners {
+        tracing::info!(address = %ctx.label, "listening");
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            Arc::new(ctx),
+            shutdown.subscribe(),
+            ready.clone(),
+        )));
+    }
+    Ok(Running {
+        listeners: bound,
+        admin,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Everything `start` would build, without binding: each problem found, naming the
+/// config key it comes from. Used by `portcullis check`.
+pub fn validate(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let truststore = match Truststore::load(&config.truststore.dir) {
+        Ok(t) => Some(Arc::new(t)),
+        Err(e) => {
+            problems.push(format!("truststore.dir: {e}"));
+            None
+        }
+    };
+    for (i, l) in config.listeners.iter().enumerate() {
+        if let Some(ts) = &truststore {
+            let verifier = Arc::new(ClientVerifier::new(
+                ts.clone(),
+                &config.truststore,
+                l.client_auth,
+            ));
+            if let Err(e) = tls::server_config(l, verifier) {
+                problems.push(format!("listener[{i}]: {e}"));
+            }
+        }
+    }
+    for (i, u) in config.upstreams.iter().enumerate() {
+        if let Err(e) = Upstream::from_config(u) {
+            problems.push(format!("upstream[{i}]: {}", e.message));
+        }
+    }
+    problems
+}
+
+/// Routes and upstreams, built from the config (no I/O but upstream TLS material).
+pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
+    let mut upstreams = HashMap::new();
+    for u in &config.upstreams {
+        upstreams.insert(u.name.clone(), Arc::new(Upstream::from_config(u)?));
+    }
+    let router = Router::new(&config.routes, |name| upstreams.get(name).cloned())
+        .map_err(StartError::Routes)?;
+    Ok(Snapshot { router })
+}
+
+impl Running {
+    /// Stop accepting, let in-flight requests finish (each listener's `drain_timeout`), and
+    /// return when every connection has ended or the drain time ran out.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.wait().await;
+    }
+
+    /// A handle that starts the shutdown from elsewhere (a signal handler).
+    pub fn shutdown_trigger(&self) -> impl Fn() + Send + Sync + 'static {
+        let tx = self.shutdown.clone();
+        move || {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Wait until the gateway has stopped (after a trigger).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_size.max(8192))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.h2_max_header_list_size);
+    b
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<ListenerCtx>,
+    mut shutdown: watch::Receiver<bool>,
+    ready: Arc<AtomicBool>,
+) {
+    let max = ctx.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(max));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Usually EMFILE: back off briefly instead of spinning.
+                    tracing::warn!(listener = %ctx.label, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut shutdown) => break,
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            serve_connection(tcp, peer, &ctx, shutdown).await;
+            drop(permit);
+        });
+    }
+    ready.store(false, Ordering::Relaxed);
+    drop(listener);
+    tracing::info!(listener = %ctx.label, "stopped accepting; draining");
+    let drained =
+        tokio::time::timeout(ctx.limits.drain_timeout, permits.acquire_many(max as u32)).await;
+    if drained.is_err() {
+        tracing::warn!(listener = %ctx.label, "drain timeout: closing remaining connections");
+    }
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: &ListenerCtx,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let label = ctx.label.to_string();
+    metrics::counter!(m::LISTENER_CONNECTIONS_TOTAL, "listener" => label.clone()).increment(1);
+    let active = metrics::gauge!(m::LISTENER_CONNECTIONS_ACTIVE, "listener" => label.clone());
+    active.increment(1.0);
+    let _active = scopeguard(move || active.decrement(1.0));
+    let _ = tcp.set_nodelay(true);
+
+    let handshake =
+        tokio::time::timeout(ctx.limits.handshake_timeout, ctx.acceptor.accept(tcp)).await;
+    let tls = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let (result, reason) = handshake_failure(&e);
+            count_handshake(&label, result, reason);
+            tracing::debug!(%peer, reason, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            count_handshake(&label, "failed", "timeout");
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let identity = match client_identity(tls.get_ref().1, &ctx.verifier) {
+        Ok(id) => id,
+        Err(reason) => {
+            count_handshake(&label, "rejected", reason);
+            tracing::debug!(%peer, reason, "client refused after handshake");
+            return;
+        }
+    };
+    count_handshake(&label, "accepted", "ok");
+
+    let conn_info = Arc::new(ConnInfo::new(peer, ctx.label.clone(), identity));
+    conn_info.activity.touch();
+    let svc = {
+        let shared = ctx.shared.clone();
+        let conn_info = conn_info.clone();
+        service_fn(move |req| pipeline::handle(shared.clone(), conn_info.clone(), req))
+    };
+    let conn = ctx.http.serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(conn);
+    let idle_timeout = ctx.limits.idle_timeout;
+    let mut closing = false;
+    loop {
+        let idle_left = idle_timeout.saturating_sub(conn_info.activity.idle_for());
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stopped(&mut shutdown), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = tokio::time::sleep(idle_left.max(Duration::from_millis(100))), if !closing => {
+                if conn_info.activity.idle_for() >= idle_timeout {
+                    tracing::debug!(%peer, "closing idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// The verified identity of the peer, if it sent a certificate. After a resumed handshake
+/// the restored chain is verified again against the current truststore and clock.
+fn client_identity(
+    conn: &rustls::ServerConnection,
+    verifier: &ClientVerifier,
+) -> Result<Option<ForwardedIdentity>, &'static str> {
+    let Some((leaf, intermediates)) = conn.peer_certificates().and_then(|c| c.split_first()) else {
+        return Ok(None);
+    };
+    if conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+        if let Err(rejection) = verifier.verify_chain(leaf, intermediates, UnixTime::now()) {
+            tracing::debug!(detail = %rejection.detail, "resumed session refused");
+            return Err("resumed_session_invalid");
+        }
+    }
+    let id = Identity::from_leaf(leaf).map_err(|_| "bad_identity")?;
+    ForwardedIdentity::new(id)
+        .map(Some)
+        .map_err(|_| "bad_identity")
+}
+
+fn count_handshake(listener: &str, result: &'static str, reason: &'static str) {
+    metrics::counter!(
+        m::TLS_HANDSHAKES_TOTAL,
+        "listener" => listener.to_owned(),
+        "result" => result,
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+/// `(result, reason)` labels for a failed handshake.
+fn handshake_failure(e: &std::io::Error) -> (&'static str, &'static str) {
+    use rustls::{CertificateError as C, Error as E};
+    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<E>()) else {
+        return ("failed", "io");
+    };
+    let reason = match err {
+        E::NoCertificatesPresented => "no_certificate",
+        E::InvalidCertificate(c) => match c {
+            C::Expired | C::ExpiredContext { .. } => "expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
+            C::Revoked => "revoked",
+            C::UnknownIssuer => "unknown_issuer",
+            C::BadSignature => "bad_signature",
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => "bad_eku",
+            C::UnknownRevocationStatus => "unknown_revocation_status",
+            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => "expired_crl",
+            C::BadEncoding => "bad_encoding",
+            C::Other(o) => match o.0.downcast_ref::<tls::Rejection>() {
+                Some(r) => r.reason.label(),
+                None => "invalid_certificate",
+            },
+            _ => "invalid_certificate",
+        },
+        _ => return ("failed", "protocol"),
+    };
+    ("rejected", reason)
+}
+
+/// Run `f` when the returned guard is dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// Resolves once shutdown has been asked for (or the sender is gone).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|&s| s).await;
+}

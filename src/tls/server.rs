@@ -1,0 +1,171 @@
+//! The listener's rustls `ServerConfig`: server certificate and key, protocol versions,
+//! ALPN, client authentication and session resumption.
+//!
+//! Built once per listener and per truststore generation, then swapped in whole; a failed
+//! build ([`TlsError`]) keeps the previous config. [`load_certs`] and [`load_key`] are shared
+//! with the upstream TLS client.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::server::ServerSessionMemoryCache;
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::verifier::ClientVerifier;
+use crate::config::{ClientAuth, KeyPermissions, ListenerConfig, TlsVersion};
+
+/// Stateful resumption cache size per listener (rustls's default of 256 is far too small
+/// for a gateway with thousands of machine clients).
+pub const SESSION_CACHE_SIZE: usize = 20_000;
+
+/// Why a server TLS config could not be built. Every variant names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {what}")]
+    BadPem { file: PathBuf, what: String },
+    #[error(
+        "{file}: private key is readable by group or others (mode {mode:04o}); \
+         fix with `chmod 600 {file}` or set key_permissions = \"warn\""
+    )]
+    KeyPermissions { file: PathBuf, mode: u32 },
+    #[error("private key {key} does not match the certificate {cert}: {what}")]
+    KeyMismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        what: String,
+    },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Read a PEM certificate chain, leaf first.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = fs::read(path).map_err(|source| TlsError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadPem {
+            file: path.to_path_buf(),
+            what: format!("bad PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::BadPem {
+            file: path.to_path_buf(),
+            what: "no CERTIFICATE PEM block found".to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// Read a PEM private key (PKCS#8, SEC1 or PKCS#1), checking the file's permissions first.
+pub fn load_key(
+    path: &Path,
+    permissions: KeyPermissions,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    check_key_mode(path, permissions)?;
+    let bytes = fs::read(path).map_err(|source| TlsError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::BadPem {
+        file: path.to_path_buf(),
+        what: format!("no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {e}"),
+    })
+}
+
+#[cfg(unix)]
+fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(|source| TlsError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    match permissions {
+        KeyPermissions::Strict => Err(TlsError::KeyPermissions {
+            file: path.to_path_buf(),
+            mode,
+        }),
+        KeyPermissions::Warn => {
+            tracing::warn!(file = %path.display(), mode = format!("{mode:04o}"),
+                "private key is readable by group or others; fix with chmod 600");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn check_key_mode(_path: &Path, _permissions: KeyPermissions) -> Result<(), TlsError> {
+    Ok(())
+}
+
+/// Build the `ServerConfig` of one listener.
+///
+/// Session resumption (stateful cache of [`SESSION_CACHE_SIZE`] and TLS 1.3 tickets) is on.
+/// rustls restores a resumed client's chain without re-validating it, so a client revoked
+/// since its first handshake would resume and be accepted; that is safe here only because
+/// the proxy re-verifies `peer_certificates()` with [`ClientVerifier::verify_chain`] after
+/// every resumed handshake, against the current truststore.
+pub fn server_config(
+    listener: &ListenerConfig,
+    verifier: Arc<ClientVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = load_certs(&listener.cert)?;
+    let key = load_key(&listener.key, listener.key_permissions)?;
+    let provider = Arc::new(super::provider());
+
+    let signing_key =
+        provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|e| TlsError::BadPem {
+                file: listener.key.clone(),
+                what: format!("unsupported private key: {e}"),
+            })?;
+    let certified = CertifiedKey::new(certs, signing_key);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(e) => {
+            return Err(TlsError::KeyMismatch {
+                cert: listener.cert.clone(),
+                key: listener.key.clone(),
+                what: e.to_string(),
+            })
+        }
+    }
+
+    let versions: &[&rustls::SupportedProtocolVersion] = match listener.min_tls_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(provider).with_protocol_versions(versions)?;
+    let builder = match listener.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Required | ClientAuth::Optional => builder.with_client_cert_verifier(verifier),
+    };
+    let mut config =
+        builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,0 +1,422 @@
+//! The client-certificate truststore: one immutable snapshot loaded from a folder.
+//!
+//! Layout of the folder (any subfolder may be missing, meaning empty):
+//! - `roots/`: trust anchors;
+//! - `intermediates/`: CA certificates used for path building even when clients don't send them;
+//! - `crls/`: certificate revocation lists.
+//!
+//! `.pem`/`.crt` files hold one or more PEM blocks; `.der`/`.cer`/`.crl` files hold one DER
+//! object; every other file (editor backups, `*.tmp`, `README`) is ignored. A file that cannot
+//! be parsed fails the whole load ([`TruststoreError`] names it): a reload keeps the last good
+//! snapshot rather than silently trusting less or more than the operator intended.
+//!
+//! CRLs issued by a loaded CA are signature-checked here, once, so a forged or corrupted CRL
+//! is refused at load rather than discovered at handshake time. When two CRLs share an issuer
+//! only the one with the latest `thisUpdate` is kept (webpki would use whichever came first).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use der::{Decode, Encode, Reader, SliceReader};
+use rustls::DistinguishedName;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, SignatureVerificationAlgorithm, TrustAnchor,
+};
+use sha2::{Digest, Sha256};
+use webpki::{CertRevocationList, OwnedCertRevocationList};
+use x509_cert::crl::CertificateList;
+use x509_cert::Certificate;
+
+use super::identity::format_name;
+
+/// Why a truststore folder could not be loaded. Every variant names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TruststoreError {
+    #[error("truststore {dir}: cannot read: {source}")]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("truststore file {file}: {what}")]
+    BadFile { file: PathBuf, what: String },
+    #[error("truststore {dir}: no trust anchors in {dir}/roots (at least one root CA is needed)")]
+    NoRoots { dir: PathBuf },
+    #[error(
+        "truststore file {file}: CRL signature does not verify with the key of its issuer {issuer}"
+    )]
+    CrlSignature { file: PathBuf, issuer: String },
+}
+
+/// What the `/truststore` admin endpoint shows about one CA certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaInfo {
+    pub subject: String,
+    /// Lowercase hex SHA-256 of the certificate DER.
+    pub fingerprint: String,
+    pub not_after: SystemTime,
+    /// True for `roots/`, false for `intermediates/`.
+    pub root: bool,
+    pub file: PathBuf,
+}
+
+/// What the `/truststore` admin endpoint shows about one CRL in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    pub issuer: String,
+    pub this_update: SystemTime,
+    pub next_update: Option<SystemTime>,
+    pub revoked: usize,
+    /// Whether the signature was checked at load (false when the issuer is not in the store).
+    pub signature_checked: bool,
+    pub file: PathBuf,
+}
+
+/// An immutable truststore snapshot; build a new one to reload.
+#[derive(Debug)]
+pub struct Truststore {
+    anchors: Vec<TrustAnchor<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+    crls: Vec<CertRevocationList<'static>>,
+    cas: Vec<CaInfo>,
+    crl_info: Vec<CrlInfo>,
+    root_subjects: Vec<DistinguishedName>,
+}
+
+/// One CA certificate as loaded, kept until CRLs are checked.
+struct LoadedCa {
+    der: CertificateDer<'static>,
+    parsed: Certificate,
+}
+
+/// One CRL as loaded, before de-duplication.
+struct LoadedCrl {
+    crl: OwnedCertRevocationList,
+    info: CrlInfo,
+    issuer: x509_cert::name::Name,
+}
+
+impl Truststore {
+    /// Load `dir/roots`, `dir/intermediates` and `dir/crls`.
+    pub fn load(dir: &Path) -> Result<Truststore, TruststoreError> {
+        let roots = load_ca_dir(&dir.join("roots"))?;
+        if roots.is_empty() {
+            return Err(TruststoreError::NoRoots {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let intermediates = load_ca_dir(&dir.join("intermediates"))?;
+        let sig_algs = super::provider().signature_verification_algorithms.all;
+
+        let mut anchors = Vec::with_capacity(roots.len());
+        let mut root_subjects = Vec::with_capacity(roots.len());
+        let mut cas = Vec::new();
+        for (file, ca) in &roots {
+            let anchor = webpki::anchor_from_trusted_cert(&ca.der).map_err(|e| bad(file, e))?;
+            // webpki keeps the Name without its SEQUENCE header; the wire form needs it.
+            root_subjects.push(DistinguishedName::in_sequence(anchor.subject.as_ref()));
+            anchors.push(anchor.to_owned());
+            cas.push(ca_info(file, ca, true));
+        }
+        for (file, ca) in &intermediates {
+            cas.push(ca_info(file, ca, false));
+        }
+
+        let mut loaded: Vec<LoadedCrl> = Vec::new();
+        for file in list_files(&dir.join("crls"))? {
+            for der in read_crls(&file)? {
+                let mut crl = parse_crl(&file, &der)?;
+                let issuers = roots
+                    .iter()
+                    .chain(intermediates.iter())
+                    .filter(|(_, ca)| ca.parsed.tbs_certificate().subject() == &crl.issuer)
+                    .collect::<Vec<_>>();
+                if !issuers.is_empty() {
+                    let ok = issuers
+                        .iter()
+                        .any(|(_, ca)| crl_signature_ok(&der, &ca.parsed, sig_algs));
+                    if !ok {
+                        return Err(TruststoreError::CrlSignature {
+                            file,
+                            issuer: crl.info.issuer,
+                        });
+                    }
+                    crl.info.signature_checked = true;
+                } else {
+                    tracing::warn!(
+                        file = %file.display(),
+                        issuer = %crl.info.issuer,
+                        "CRL issuer is not in the truststore; its signature is checked at use"
+                    );
+                }
+                loaded.push(crl);
+            }
+        }
+
+        // Keep only the newest CRL per issuer: webpki consults the first one it finds.
+        let mut kept: Vec<LoadedCrl> = Vec::with_capacity(loaded.len());
+        for crl in loaded {
+            match kept.iter_mut().find(|k| k.issuer == crl.issuer) {
+                Some(k) if crl.info.this_update > k.info.this_update => {
+                    tracing::info!(
+                        kept = %crl.info.file.display(),
+                        dropped = %k.info.file.display(),
+                        "two CRLs for one issuer: keeping the newer"
+                    );
+                    *k = crl;
+                }
+                Some(k) => {
+                    tracing::info!(
+                        kept = %k.info.file.display(),
+                        dropped = %crl.info.file.display(),
+                        "two CRLs for one issuer: keeping the newer"
+                    );
+                }
+                None => kept.push(crl),
+            }
+        }
+        let crl_info = kept.iter().map(|c| c.info.clone()).collect();
+        let crls = kept.into_iter().map(|c| c.crl.into()).collect();
+
+        Ok(Truststore {
+            anchors,
+            intermediates: intermediates.into_iter().map(|(_, ca)| ca.der).collect(),
+            crls,
+            cas,
+            crl_info,
+            root_subjects,
+        })
+    }
+
+    pub fn anchors(&self) -> &[TrustAnchor<'static>] {
+        &self.anchors
+    }
+
+    /// CA certificates from `intermediates/`, offered to path building.
+    pub fn intermediates(&self) -> &[CertificateDer<'static>] {
+        &self.intermediates
+    }
+
+    pub fn revocation_lists(&self) -> &[CertRevocationList<'static>] {
+        &self.crls
+    }
+
+    /// Every CA (roots first, then intermediates) for the admin endpoint.
+    pub fn cas(&self) -> &[CaInfo] {
+        &self.cas
+    }
+
+    /// The CRLs in use (one per issuer).
+    pub fn crls(&self) -> &[CrlInfo] {
+        &self.crl_info
+    }
+
+    /// Subjects of the roots, sent to clients as acceptable CA hints.
+    pub fn root_subjects(&self) -> &[DistinguishedName] {
+        &self.root_subjects
+    }
+}
+
+fn bad(file: &Path, what: impl std::fmt::Display) -> TruststoreError {
+    TruststoreError::BadFile {
+        file: file.to_path_buf(),
+        what: what.to_string(),
+    }
+}
+
+/// Files in `dir` that we read, sorted by name; a missing folder is empty.
+fn list_files(dir: &Path) -> Result<Vec<PathBuf>, TruststoreError> {
+    let io = |source| TruststoreError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io)?.path();
+        if path.is_file() && kind_of(&path).is_some() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Pem,
+    Der,
+}
+
+fn kind_of(path: &Path) -> Option<FileKind> {
+    let name = path.file_name()?.to_str()?;
+    if name.starts_with('.') {
+        return None;
+    }
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "pem" | "crt" => Some(FileKind::Pem),
+        "der" | "cer" | "crl" => Some(FileKind::Der),
+        _ => None,
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TruststoreError> {
+    fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))
+}
+
+fn load_ca_dir(dir: &Path) -> Result<Vec<(PathBuf, LoadedCa)>, TruststoreError> {
+    let mut out = Vec::new();
+    for file in list_files(dir)? {
+        let bytes = read_file(&file)?;
+        let ders: Vec<CertificateDer<'static>> = match kind_of(&file) {
+            Some(FileKind::Der) => vec![CertificateDer::from(bytes)],
+            _ => CertificateDer::pem_slice_iter(&bytes)
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(&file, format!("bad PEM: {e}")))?,
+        };
+        if ders.is_empty() {
+            return Err(bad(&file, "no CERTIFICATE PEM block found"));
+        }
+        for (i, der) in ders.into_iter().enumerate() {
+            let parsed = Certificate::from_der(&der).map_err(|e| {
+                bad(
+                    &file,
+                    format!("certificate #{} is not valid X.509: {e}", i + 1),
+                )
+            })?;
+            out.push((file.clone(), LoadedCa { der, parsed }));
+        }
+    }
+    Ok(out)
+}
+
+fn read_crls(file: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TruststoreError> {
+    let bytes = read_file(file)?;
+    let ders: Vec<_> = match kind_of(file) {
+        Some(FileKind::Der) => vec![CertificateRevocationListDer::from(bytes)],
+        _ => CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(file, format!("bad PEM: {e}")))?,
+    };
+    if ders.is_empty() {
+        return Err(bad(file, "no X509 CRL PEM block found"));
+    }
+    Ok(ders)
+}
+
+fn parse_crl(file: &Path, der: &[u8]) -> Result<LoadedCrl, TruststoreError> {
+    let crl = OwnedCertRevocationList::from_der(der)
+        .map_err(|e| bad(file, format!("CRL not usable: {e}")))?;
+    let parsed = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
+        .map_err(|e| bad(file, format!("CRL is not valid: {e}")))?;
+    let tbs = &parsed.tbs_cert_list;
+    let info = CrlInfo {
+        issuer: format_name(&tbs.issuer),
+        this_update: tbs.this_update.to_system_time(),
+        next_update: tbs.next_update.map(|t| t.to_system_time()),
+        revoked: tbs.revoked_certificates.as_ref().map_or(0, Vec::len),
+        signature_checked: false,
+        file: file.to_path_buf(),
+    };
+    Ok(LoadedCrl {
+        crl,
+        info,
+        issuer: tbs.issuer.clone(),
+    })
+}
+
+fn ca_info(file: &Path, ca: &LoadedCa, root: bool) -> CaInfo {
+    CaInfo {
+        subject: format_name(ca.parsed.tbs_certificate().subject()),
+        fingerprint: hex::encode(Sha256::digest(ca.der.as_ref())),
+        not_after: ca
+            .parsed
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_system_time(),
+        root,
+        file: file.to_path_buf(),
+    }
+}
+
+/// Check a CRL's signature with `issuer`'s key.
+///
+/// webpki's `CertRevocationList::verify_signature` is crate-private in 0.103, so this does
+/// what webpki's `verify_signed_data` does: pick the provider algorithm whose signature and
+/// public-key algorithm identifiers match the CRL's and the issuer's, and verify the raw
+/// `tbsCertList` bytes with it.
+fn crl_signature_ok(
+    crl_der: &[u8],
+    issuer: &Certificate,
+    algs: &[&dyn SignatureVerificationAlgorithm],
+) -> bool {
+    let Ok((tbs, sig_alg, signature)) = split_signed(crl_der) else {
+        return false;
+    };
+    let spki = issuer.tbs_certificate().subject_public_key_info();
+    let Ok(spki_alg) = spki.algorithm.to_der() else {
+        return false;
+    };
+    let Some(public_key) = spki.subject_public_key.as_bytes() else {
+        return false;
+    };
+    let (Some(sig_alg), Some(spki_alg)) = (seq_contents(sig_alg), seq_contents(&spki_alg)) else {
+        return false;
+    };
+    algs.iter()
+        .filter(|a| {
+            a.signature_alg_id().as_ref() == sig_alg && a.public_key_alg_id().as_ref() == spki_alg
+        })
+        .any(|a| a.verify_signature(public_key, tbs, signature).is_ok())
+}
+
+/// Split `SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }` into raw tbs TLV, raw
+/// algorithm TLV and signature bytes.
+fn split_signed(der: &[u8]) -> der::Result<(&[u8], &[u8], &[u8])> {
+    let mut reader = SliceReader::new(der)?;
+    reader.sequence(|r| {
+        let tbs = r.tlv_bytes()?;
+        let alg = r.tlv_bytes()?;
+        let sig = der::asn1::BitStringRef::decode(r)?;
+        let sig = sig
+            .as_bytes()
+            .ok_or_else(|| der::Tag::BitString.value_error())?;
+        Ok((tbs, alg, sig))
+    })
+}
+
+/// The contents of a DER SEQUENCE (what pki-types' `AlgorithmIdentifier` holds).
+fn seq_contents(tlv: &[u8]) -> Option<&[u8]> {
+    let (&tag, rest) = tlv.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    let (len, rest) = if len < 0x80 {
+        (usize::from(len), rest)
+    } else {
+        let n = usize::from(len & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(n);
+        (
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
+            rest,
+        )
+    };
+    (rest.len() == len).then_some(rest)
+}
+
+#[cfg(test)]
+#[path = "truststore_tests.rs"]
+mod tests;

@@ -1,0 +1,226 @@
+//! The command line as a user runs it: `check`, `pki`, `quickstart` driven with curl.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Spec, TestPki};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn portcullis(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+/// curl is an outside client the tests drive for real; `scripts/test.sh` installs it, and
+/// this installs it too when the tests are run some other way on a Debian machine.
+fn ensure_tool(tool: &str, package: &str) {
+    if Command::new(tool).arg("--version").output().is_ok() {
+        return;
+    }
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-q", package])
+        .status();
+    assert!(
+        Command::new(tool).arg("--version").output().is_ok(),
+        "{tool} is needed by this test and could not be installed (apt-get install {package})"
+    );
+}
+
+#[test]
+fn check_accepts_a_good_config_and_names_the_line_of_a_typo() {
+    let pki = TestPki::new();
+    let (dir, path) = common::write_config(&pki, &Spec::default());
+    let ok = portcullis(&["check", "--config", path.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("OK"));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replacen(
+        "key = \"server.key\"",
+        "key = \"server.key\"\nclient_auht = \"required\"",
+        1,
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("client_auht"))
+        .unwrap()
+        + 1;
+    let bad = dir.path().join("typo.toml");
+    std::fs::write(&bad, text).unwrap();
+    let out = portcullis(&["check", "--config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("typo.toml:{line}")), "{stderr}");
+    assert!(stderr.contains("client_auht"), "{stderr}");
+}
+
+#[test]
+fn check_reports_bad_material() {
+    let pki = TestPki::new();
+    let (dir, path) = common::write_config(&pki, &Spec::default());
+    std::fs::write(
+        dir.path().join("truststore/roots/junk.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let out = portcullis(&["check", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("junk.pem"), "{stderr}");
+}
+
+#[test]
+fn pki_commands_manage_a_dev_pki() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let p = pki.to_str().unwrap();
+    assert!(portcullis(&["pki", "init", p]).status.success());
+    assert!(
+        !portcullis(&["pki", "init", p]).status.success(),
+        "init twice is refused"
+    );
+    let out = portcullis(&[
+        "pki",
+        "issue",
+        p,
+        "billing",
+        "--spiffe",
+        "spiffe://example.test/client/billing",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(portcullis(&[
+        "pki",
+        "issue",
+        p,
+        "api",
+        "--server",
+        "--dns",
+        "api.example.test"
+    ])
+    .status
+    .success());
+    assert!(
+        !portcullis(&["pki", "issue", p, "billing"]).status.success(),
+        "duplicate name"
+    );
+    for key in [
+        "ca/root.key",
+        "ca/intermediate.key",
+        "certs/billing.key",
+        "certs/api.key",
+    ] {
+        let mode = std::fs::metadata(pki.join(key))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+    assert!(portcullis(&["pki", "revoke", p, "billing"])
+        .status
+        .success());
+    assert!(!portcullis(&["pki", "revoke", p, "nobody"]).status.success());
+    assert!(portcullis(&["pki", "crl", p]).status.success());
+}
+
+/// The quick start, exactly as a user runs it: start it, copy its curl commands, run them.
+#[test]
+fn quickstart_curl_commands_work() {
+    ensure_tool("curl", "curl");
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let mut child = Command::new(BIN)
+        .args([
+            "quickstart",
+            "--dir",
+            demo.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut commands = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if line.starts_with("Manage the demo PKI") {
+            break;
+        }
+        if line.starts_with("curl ") {
+            commands.push(line);
+        }
+    }
+    let run = |cmd: &str| Command::new("sh").args(["-c", cmd]).output().unwrap();
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(commands.len(), 6, "{commands:?}");
+        let alice = run(&commands[0]);
+        let out = String::from_utf8_lossy(&alice.stdout);
+        assert!(
+            alice.status.success(),
+            "{}",
+            String::from_utf8_lossy(&alice.stderr)
+        );
+        assert!(
+            out.contains("x-forwarded-client-cert")
+                && out.contains("spiffe://demo.test/client/alice"),
+            "{out}"
+        );
+        assert!(
+            !run(&commands[1]).status.success(),
+            "no certificate: handshake refused"
+        );
+        assert!(!run(&commands[2]).status.success(), "revoked: refused");
+        let denied = String::from_utf8_lossy(&run(&commands[3]).stdout).into_owned();
+        assert!(denied.contains("\"forbidden\""), "{denied}");
+        let ops = String::from_utf8_lossy(&run(&commands[4]).stdout).into_owned();
+        assert!(ops.contains("spiffe://demo.test/ops/ops1"), "{ops}");
+        let metrics = String::from_utf8_lossy(&run(&commands[5]).stdout).into_owned();
+        assert!(
+            metrics.contains("portcullis_tls_handshakes_total"),
+            "{metrics}"
+        );
+    });
+    // SIGTERM: the gateway drains and exits 0.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(Path::new(&demo.join("portcullis.toml")).exists());
+}
+
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}

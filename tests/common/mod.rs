@@ -1,0 +1,150 @@
+//! Shared helpers for the integration tests: a PKI made at run time, a real origin, a real
+//! TLS client, and a gateway started from a TOML config written to a temporary folder.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod origin;
+pub mod pki;
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use portcullis::server::{self, Running};
+
+#[allow(unused_imports)]
+pub use client::{Opts, Tls};
+#[allow(unused_imports)]
+pub use pki::{LeafSpec, TestPki, TrustLayout};
+
+/// Install the one crypto provider the gateway and the tests use (idempotent).
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    portcullis::telemetry::init_logging("warn");
+}
+
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+/// What goes into the config besides the listener and truststore basics.
+pub struct Spec<'a> {
+    /// Extra `key = value` lines for `[[listener]]`.
+    pub listener: &'a str,
+    /// Extra lines for `[truststore]`.
+    pub truststore: &'a str,
+    /// `[[upstream]]` and `[[route]]` tables (and anything else).
+    pub body: String,
+    pub layout: TrustLayout,
+}
+
+impl Default for Spec<'_> {
+    fn default() -> Self {
+        Spec {
+            listener: "",
+            truststore: "",
+            body: echo_route(),
+            layout: TrustLayout::default(),
+        }
+    }
+}
+
+/// One route `/` to the built-in echo.
+pub fn echo_route() -> String {
+    "[[upstream]]\nname = \"echo\"\nbuiltin = \"echo\"\n\n[[route]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"echo\"\n".into()
+}
+
+/// One upstream `backend` at `addr` and a route `/` to it.
+pub fn backend_route(addr: SocketAddr, upstream_extra: &str) -> String {
+    format!(
+        "[[upstream]]\nname = \"backend\"\nendpoints = [\"{addr}\"]\n{upstream_extra}\n\n[[route]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"backend\"\n"
+    )
+}
+
+pub fn write_key(path: &Path, pem: &str) {
+    let mut f = fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(pem.as_bytes()).unwrap();
+}
+
+/// Write the PKI and config to a fresh folder; return (folder, config path).
+pub fn write_config(pki: &TestPki, spec: &Spec) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("server.pem"), &pki.server.chain_pem).unwrap();
+    write_key(&dir.path().join("server.key"), &pki.server.key_pem);
+    pki.write_truststore(&dir.path().join("truststore"), &spec.layout);
+    let config = format!(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ncert = \"server.pem\"\nkey = \"server.key\"\n{}\n\n[truststore]\ndir = \"truststore\"\n{}\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n[log]\naccess_log = \"access.log\"\n\n{}",
+        spec.listener, spec.truststore, spec.body
+    );
+    let path = dir.path().join("portcullis.toml");
+    fs::write(&path, config).unwrap();
+    (dir, path)
+}
+
+pub async fn start(pki: &TestPki, spec: Spec<'_>) -> TestGateway {
+    init();
+    let (dir, path) = write_config(pki, &spec);
+    let config = portcullis::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let running = server::start(&config)
+        .await
+        .unwrap_or_else(|e| panic!("gateway did not start: {e}"));
+    TestGateway {
+        addr: running.listeners[0],
+        admin: running.admin,
+        dir,
+        running: Some(running),
+    }
+}
+
+impl TestGateway {
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    pub fn take_running(&mut self) -> Running {
+        self.running.take().unwrap()
+    }
+
+    /// The access-log lines written so far.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub async fn metrics(&self) -> String {
+        admin_get(self.admin.unwrap(), "/metrics").await.1
+    }
+}
+
+/// A plain-HTTP GET to the admin listener: (status, body).
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "admin")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
