@@ -123,7 +123,8 @@ impl AccessRecord {
             "status": self.status,
             "upstream": self.upstream.as_deref(),
             "bytes": bytes,
-            "duration_ms": self.start.elapsed().as_secs_f64() * 1000.0,
+            // Microsecond resolution; more digits are float noise, not precision.
+            "duration_ms": (self.start.elapsed().as_micros() as f64) / 1000.0,
             "reason": self.reason,
             "complete": complete,
         })
