@@ -47,12 +47,27 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
             }
         };
         started(&running);
+        let reloader = running.reloader.clone();
+        let hup = tokio::spawn(reload_on_sighup(reloader));
         wait_for_signal().await;
+        hup.abort();
         tracing::info!("shutting down: draining in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// SIGHUP reloads the config, truststore and certificates (the outcome is logged).
+async fn reload_on_sighup(reloader: std::sync::Arc<crate::reload::Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /reload instead");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let _ = reloader.reload(crate::reload::Trigger::Signal).await;
+    }
 }
 
 async fn wait_for_signal() {
