@@ -39,6 +39,8 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
         }
     };
     rt.block_on(async {
+        // Before anything logs "listening": SIGHUP's default action would end the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let running = match server::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -48,7 +50,7 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
         };
         started(&running);
         let reloader = running.reloader.clone();
-        let hup = tokio::spawn(reload_on_sighup(reloader));
+        let hup = tokio::spawn(reload_on_sighup(hup, reloader));
         wait_for_signal().await;
         hup.abort();
         tracing::info!("shutting down: draining in-flight requests");
@@ -59,9 +61,11 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
 }
 
 /// SIGHUP reloads the config, truststore and certificates (the outcome is logged).
-async fn reload_on_sighup(reloader: std::sync::Arc<crate::reload::Reloader>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+async fn reload_on_sighup(
+    hup: std::io::Result<tokio::signal::unix::Signal>,
+    reloader: std::sync::Arc<crate::reload::Reloader>,
+) {
+    let Ok(mut hup) = hup else {
         tracing::warn!("cannot listen for SIGHUP; reload with POST /reload instead");
         return;
     };

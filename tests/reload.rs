@@ -593,3 +593,119 @@ async fn truststore_endpoint_and_expiry_gauges_show_the_active_generation() {
     assert!(metric(&metrics, "portcullis_truststore_generation", &[]) >= 1.0);
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn polling_alone_picks_up_a_new_crl() {
+    let mut pki = TestPki::new();
+    let gw = common::start(
+        &pki,
+        Spec {
+            body: format!(
+                "{}\n[reload]\nwatch = false\npoll_interval = \"200ms\"\n",
+                common::echo_route()
+            ),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let alice = pki.client("alice");
+    let mut conn = client::connect(gw.addr, &pki, Opts::with(&alice))
+        .await
+        .unwrap();
+    assert_eq!(conn.get("/").await.unwrap().status, 200);
+    pki.revoke(&alice);
+    let ts = gw.dir.path().join("truststore");
+    replace(
+        &ts.join("crls/inter.crl.pem"),
+        &pki.inter.crl_pem(next_week()),
+    );
+    let (_, reply) = until_refused(&mut conn, Duration::from_secs(20))
+        .await
+        .expect("the poller did not apply the new CRL");
+    assert_eq!(reply.status, 403);
+    let metrics = gw.metrics().await;
+    assert!(
+        metric(
+            &metrics,
+            "portcullis_reload_total",
+            &["kind=\"poll\"", "result=\"success\""]
+        ) >= 1.0
+    );
+    gw.shutdown().await;
+}
+
+/// `portcullis run` reloads on SIGHUP: a client revoked in the folder is refused after it.
+#[test]
+fn sighup_reloads_the_running_binary() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut pki = TestPki::new();
+    let spec = Spec {
+        body: format!(
+            "level = \"info\"\n\n{}\n[reload]\nwatch = false\npoll_interval = \"1h\"\n",
+            common::echo_route()
+        ),
+        ..Spec::default()
+    };
+    let (dir, config) = common::write_config(&pki, &spec);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(wait_for("listening"), "the gateway did not start");
+        let alice = pki.client("alice");
+        pki.revoke(&alice);
+        replace(
+            &dir.path().join("truststore/crls/inter.crl.pem"),
+            &pki.inter.crl_pem(next_week()),
+        );
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        // The line reads `reloaded generation=2 kind="signal"`.
+        assert!(wait_for("\"signal\""), "no reload logged after SIGHUP");
+    }));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
