@@ -116,3 +116,54 @@ impl Builder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{parse, IdentityCacheConfig, ReloadConfig};
+
+    const BASE: &str = "[[listener]]\naddress = \"127.0.0.1:8443\"\ncert = \"s.pem\"\nkey = \"s.key\"\n\n[truststore]\ndir = \"ts\"\n\n[[upstream]]\nname = \"u\"\nbuiltin = \"echo\"\n\n[[route]]\nname = \"r\"\nupstream = \"u\"\n";
+
+    fn with(extra: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        parse(&format!("{BASE}\n{extra}"), Path::new("/etc/p/gw.toml"))
+    }
+
+    #[test]
+    fn defaults_when_absent() {
+        let c = with("").unwrap();
+        assert_eq!(c.reload, ReloadConfig::default());
+        assert!(c.reload.watch);
+        assert_eq!(c.reload.debounce, Duration::from_millis(200));
+        assert_eq!(c.identity_cache, IdentityCacheConfig::default());
+        assert_eq!(c.identity_cache.capacity, 100_000);
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = with("[reload]\nwatch = false\ndebounce = \"50ms\"\npoll_interval = \"1m\"\nexpiry_warning = \"30d\"\n\n[identity_cache]\ncapacity = 0\nttl = \"10s\"\n").unwrap();
+        assert!(!c.reload.watch);
+        assert_eq!(c.reload.debounce, Duration::from_millis(50));
+        assert_eq!(c.reload.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.reload.expiry_warning, Duration::from_secs(30 * 86400));
+        assert_eq!(c.identity_cache.capacity, 0);
+        assert_eq!(c.identity_cache.ttl, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = with("[reload]\ndebounce = \"1h\"\npoll_interval = \"0s\"\nwatchh = true\n\n[identity_cache]\nttl = \"soon\"\n")
+            .unwrap_err();
+        let keys: Vec<&str> = e.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "reload.debounce",
+            "reload.poll_interval",
+            "reload.watchh",
+            "identity_cache.ttl",
+        ] {
+            assert!(keys.contains(&want), "{want} missing from {keys:?}");
+        }
+        assert!(e.to_string().contains("did you mean `watch`"), "{e}");
+    }
+}

@@ -278,3 +278,87 @@ impl ClientCertVerifier for CachingVerifier {
         self.inner.requires_raw_public_keys()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Policy, Revocation};
+    use crate::tls::test_pki::*;
+    use crate::tls::Truststore;
+
+    fn caching(capacity: u64, generation: u64, crl_revokes: &[u64]) -> (CachingVerifier, Leaf) {
+        let root = root("Cache Root");
+        let leaf = leaf("client", 7, &root);
+        let crl = fresh_crl(&root, crl_revokes);
+        let dir = tempfile::tempdir().unwrap();
+        write_store(dir.path(), &[&root], &[], &[&crl]);
+        let mut s = settings(dir.path(), Revocation::EndEntity);
+        s.unknown_revocation = Policy::Allow;
+        let store = Arc::new(Truststore::load(dir.path()).unwrap());
+        let inner = Arc::new(ClientVerifier::new(
+            store,
+            &s,
+            crate::config::ClientAuth::Required,
+        ));
+        let cache = Arc::new(IdentityCache::new(&IdentityCacheConfig {
+            capacity,
+            ttl: Duration::from_secs(60),
+        }));
+        (CachingVerifier::new(inner, generation, cache), leaf)
+    }
+
+    #[test]
+    fn a_repeat_chain_is_served_from_the_cache() {
+        let (v, leaf) = caching(100, 1, &[]);
+        let a = v.identify(&leaf.der, &[], now()).unwrap();
+        let b = v.identify(&leaf.der, &[], now()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "second lookup was not a hit");
+        assert_eq!(a.forwarded.id.subject, b.forwarded.id.subject);
+        assert!(a.lifetime <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_key_includes_the_generation() {
+        let (v1, leaf) = caching(100, 1, &[]);
+        let v2 = CachingVerifier::new(v1.inner.clone(), 2, v1.cache.clone());
+        assert_ne!(v1.key(&leaf.der, &[]), v2.key(&leaf.der, &[]));
+        let a = v1.identify(&leaf.der, &[], now()).unwrap();
+        let b = v2.identify(&leaf.der, &[], now()).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn failures_are_not_cached() {
+        let (v, leaf) = caching(100, 1, &[7]);
+        for _ in 0..2 {
+            match v.identify(&leaf.der, &[], now()) {
+                Err(IdentifyError::Rejected(r)) => {
+                    assert_eq!(r.reason, crate::tls::RejectReason::Revoked)
+                }
+                other => panic!("expected revoked, got {other:?}"),
+            }
+        }
+        let entries = v.cache.entries.as_ref().unwrap();
+        entries.run_pending_tasks();
+        assert_eq!(entries.entry_count(), 0);
+    }
+
+    #[test]
+    fn capacity_zero_turns_the_cache_off() {
+        let (v, leaf) = caching(0, 1, &[]);
+        let a = v.identify(&leaf.der, &[], now()).unwrap();
+        let b = v.identify(&leaf.der, &[], now()).unwrap();
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(v.cache.is_empty());
+    }
+
+    #[test]
+    fn an_entry_never_outlives_the_crl_next_update() {
+        let (v, leaf) = caching(100, 1, &[]);
+        let crl_next = v.crl_deadline.unwrap();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(now().as_secs());
+        let left = crl_next.duration_since(at).unwrap();
+        let a = v.identify(&leaf.der, &[], now()).unwrap();
+        assert!(a.lifetime <= left.min(Duration::from_secs(60)));
+    }
+}
