@@ -709,3 +709,23 @@ fn sighup_reloads_the_running_binary() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[tokio::test]
+async fn an_expired_crl_loads_and_expired_crl_decides() {
+    let pki = TestPki::new();
+    let gw = common::start(&pki, quiet()).await;
+    let alice = pki.client("alice");
+    let ts = gw.dir.path().join("truststore");
+    let past = OffsetDateTime::now_utc() - time::Duration::hours(1);
+    replace(&ts.join("crls/inter.crl.pem"), &pki.inter.crl_pem(past));
+    let (status, body) = reload(&gw).await;
+    assert_eq!(status, 200, "an expired CRL is not a broken input: {body}");
+    // The default `expired_crl = "deny"` refuses the paths that need it.
+    assert!(client::get(gw.addr, &pki, Opts::with(&alice), "/")
+        .await
+        .is_err());
+    // (The nextUpdate gauge is process-wide, shared with the other tests here: not checked.)
+    let j = truststore_json(&gw).await;
+    assert_eq!(j["generation"], 2);
+    gw.shutdown().await;
+}
