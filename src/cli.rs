@@ -39,6 +39,8 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
         }
     };
     rt.block_on(async {
+        // Before anything logs "listening": SIGHUP's default action would end the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let running = match server::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -47,12 +49,29 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
             }
         };
         started(&running);
+        let reloader = running.reloader.clone();
+        let hup = tokio::spawn(reload_on_sighup(hup, reloader));
         wait_for_signal().await;
+        hup.abort();
         tracing::info!("shutting down: draining in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// SIGHUP reloads the config, truststore and certificates (the outcome is logged).
+async fn reload_on_sighup(
+    hup: std::io::Result<tokio::signal::unix::Signal>,
+    reloader: std::sync::Arc<crate::reload::Reloader>,
+) {
+    let Ok(mut hup) = hup else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /reload instead");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let _ = reloader.reload(crate::reload::Trigger::Signal).await;
+    }
 }
 
 async fn wait_for_signal() {

@@ -12,6 +12,7 @@ pub mod pki;
 pub mod policy;
 pub mod proxy;
 pub mod quickstart;
+pub mod reload;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

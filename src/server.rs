@@ -6,6 +6,9 @@
 //! extracted once → HTTP/1.1 or HTTP/2 served by hyper, each request through
 //! [`pipeline::handle`]. A resumed TLS session skips the verifier inside rustls, so the
 //! restored chain is verified again here before the connection is used.
+//!
+//! Each connection takes the TLS acceptor and verifier of the truststore generation current
+//! when it is accepted ([`crate::reload::TrustState`]); a reload swaps them for the next.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,16 +25,16 @@ use rustls_pki_types::UnixTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ListenerLimits};
 use crate::proxy::conn::{ConnInfo, ForwardedIdentity};
 use crate::proxy::pipeline::{self, Shared, Snapshot};
 use crate::proxy::route::Router;
 use crate::proxy::upstream::Upstream;
+use crate::reload::{self, build_trust, Fixed, Reloader};
 use crate::telemetry::access_log::AccessLogger;
 use crate::telemetry::{self, metrics as m};
-use crate::tls::{self, ClientVerifier, Identity, Truststore};
+use crate::tls::{self, CachingVerifier, ClientVerifier, IdentifyError, Truststore};
 
 /// Why a gateway could not start. Each names the piece of configuration at fault.
 #[derive(Debug, thiserror::Error)]
@@ -64,14 +67,16 @@ pub struct Running {
     /// Bound addresses, in config order (useful when the config asked for port 0).
     pub listeners: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// Reloads this gateway (what SIGHUP and `POST /reload` call).
+    pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 struct ListenerCtx {
     label: Arc<str>,
-    acceptor: TlsAcceptor,
-    verifier: Arc<ClientVerifier>,
+    /// Index into the generation's acceptors.
+    index: usize,
     limits: ListenerLimits,
     http: auto::Builder<TokioExecutor>,
     shared: Arc<Shared>,
@@ -81,37 +86,26 @@ struct ListenerCtx {
 /// piece has been built, so a bad certificate never leaves a half-started gateway.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     telemetry::prometheus();
-    let truststore = Arc::new(Truststore::load(&config.truststore.dir).map_err(|source| {
-        StartError::Truststore {
-            dir: config.truststore.dir.display().to_string(),
-            source,
-        }
-    })?);
+    let fixed = Fixed::new(config)?;
+    let trust = build_trust(config, 1, &fixed)?;
+    reload::hygiene(&trust.truststore, config.reload.expiry_warning, true);
     let snapshot = build_snapshot(config)?;
     let access_log = AccessLogger::start(&config.log.access_log).map_err(StartError::AccessLog)?;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
+        trust: ArcSwap::from_pointee(trust),
         access_log,
     });
+    metrics::gauge!(m::TRUSTSTORE_GENERATION).set(1.0);
+    let reloader = Arc::new(Reloader::new(shared.clone(), fixed, config.clone(), 1));
 
     let mut ctxs = Vec::new();
-    for l in &config.listeners {
-        let verifier = Arc::new(ClientVerifier::new(
-            truststore.clone(),
-            &config.truststore,
-            l.client_auth,
-        ));
-        let server_config =
-            tls::server_config(l, verifier.clone()).map_err(|source| StartError::Tls {
-                address: l.address,
-                source,
-            })?;
+    for (index, l) in config.listeners.iter().enumerate() {
         ctxs.push((
             l.address,
             ListenerCtx {
                 label: Arc::from(l.address.to_string()),
-                acceptor: TlsAcceptor::from(server_config),
-                verifier,
+                index,
                 limits: l.limits.clone(),
                 http: http_builder(&l.limits),
                 shared: shared.clone(),
@@ -147,6 +141,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             tasks.push(tokio::spawn(crate::admin::serve(
                 listener,
                 ready.clone(),
+                reloader.clone(),
                 shutdown.subscribe(),
             )));
             Some(addr)
@@ -162,9 +157,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             ready.clone(),
         )));
     }
+    tasks.push(reload::watch::spawn(reloader.clone(), shutdown.subscribe()));
     Ok(Running {
         listeners: bound,
         admin,
+        reloader,
         shutdown,
         tasks,
     })
@@ -308,8 +305,12 @@ async fn serve_connection(
     let _active = scopeguard(move || active.decrement(1.0));
     let _ = tcp.set_nodelay(true);
 
-    let handshake =
-        tokio::time::timeout(ctx.limits.handshake_timeout, ctx.acceptor.accept(tcp)).await;
+    // The generation current at accept: its acceptor, and its verifier for the identity.
+    let trust = ctx.shared.trust.load_full();
+    let Some(acceptor) = trust.acceptors.get(ctx.index) else {
+        return;
+    };
+    let handshake = tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await;
     let tls = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -324,7 +325,7 @@ async fn serve_connection(
             return;
         }
     };
-    let identity = match client_identity(tls.get_ref().1, &ctx.verifier) {
+    let identity = match client_identity(tls.get_ref().1, &trust.verifier) {
         Ok(id) => id,
         Err(reason) => {
             count_handshake(&label, "rejected", reason);
@@ -334,7 +335,16 @@ async fn serve_connection(
     };
     count_handshake(&label, "accepted", "ok");
 
-    let conn_info = Arc::new(ConnInfo::new(peer, ctx.label.clone(), identity));
+    let mut conn_info = ConnInfo::new(peer, ctx.label.clone(), identity);
+    if let Some(chain) = tls.get_ref().1.peer_certificates() {
+        conn_info.trust.chain = chain.to_vec();
+    }
+    conn_info
+        .trust
+        .generation
+        .store(trust.generation, Ordering::Release);
+    drop(trust);
+    let conn_info = Arc::new(conn_info);
     conn_info.activity.touch();
     let svc = {
         let shared = ctx.shared.clone();
@@ -358,6 +368,12 @@ async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
+            // The identity failed a re-check after a reload: HTTP/2 GOAWAY, HTTP/1.1 close
+            // after the refusal is written.
+            _ = conn_info.trust.close.notified(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
             _ = tokio::time::sleep(idle_left.max(Duration::from_millis(100))), if !closing => {
                 if conn_info.activity.idle_for() >= idle_timeout {
                     tracing::debug!(%peer, "closing idle connection");
@@ -369,25 +385,35 @@ async fn serve_connection(
     }
 }
 
-/// The verified identity of the peer, if it sent a certificate. After a resumed handshake
-/// the restored chain is verified again against the current truststore and clock.
+/// The verified identity of the peer, if it sent a certificate: from the identity cache
+/// (the handshake's verifier just filled it). After a resumed handshake the restored chain
+/// is verified again against the current generation and clock (cache first): a client
+/// revoked since its full handshake is refused here, before any request.
 fn client_identity(
     conn: &rustls::ServerConnection,
-    verifier: &ClientVerifier,
+    verifier: &CachingVerifier,
 ) -> Result<Option<ForwardedIdentity>, &'static str> {
     let Some((leaf, intermediates)) = conn.peer_certificates().and_then(|c| c.split_first()) else {
         return Ok(None);
     };
-    if conn.handshake_kind() == Some(HandshakeKind::Resumed) {
-        if let Err(rejection) = verifier.verify_chain(leaf, intermediates, UnixTime::now()) {
-            tracing::debug!(detail = %rejection.detail, "resumed session refused");
-            return Err("resumed_session_invalid");
+    let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+    let now = UnixTime::now();
+    let found = if resumed {
+        verifier.identify(leaf, intermediates, now)
+    } else {
+        verifier.identify_after_handshake(leaf, intermediates, now)
+    };
+    match found {
+        Ok(cached) => Ok(Some(cached.forwarded.clone())),
+        Err(IdentifyError::Rejected(r)) => {
+            if resumed {
+                tracing::info!(reason = r.reason.label(), detail = %r.detail,
+                    "resumed session refused: the client no longer verifies");
+            }
+            Err(r.reason.label())
         }
+        Err(IdentifyError::BadIdentity) => Err("bad_identity"),
     }
-    let id = Identity::from_leaf(leaf).map_err(|_| "bad_identity")?;
-    ForwardedIdentity::new(id)
-        .map(Some)
-        .map_err(|_| "bad_identity")
 }
 
 fn count_handshake(listener: &str, result: &'static str, reason: &'static str) {

@@ -1,5 +1,8 @@
 //! The admin listener (plain HTTP, loopback by default): `/metrics` (Prometheus text),
-//! `/healthz` (the process is up), `/readyz` (listeners are accepting; 503 while draining).
+//! `/healthz` (the process is up), `/readyz` (listeners are accepting; 503 while draining),
+//! `POST /reload` and `GET /truststore` ([`reload`]).
+
+mod reload;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,12 +18,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::reload::Reloader;
 use crate::server::stopped;
 use crate::telemetry;
 
 pub async fn serve(
     listener: TcpListener,
     ready: Arc<AtomicBool>,
+    reloader: Arc<Reloader>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -35,16 +40,41 @@ pub async fn serve(
             _ = stopped(&mut shutdown) => return,
         };
         let ready = ready.clone();
+        let reloader = reloader.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let ready = ready.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &ready)) }
+                let reloader = reloader.clone();
+                async move {
+                    let resp = match (req.method(), req.uri().path()) {
+                        (&Method::POST, "/reload") => {
+                            let (status, body) = reload::reload(&reloader).await;
+                            json(status, &body)
+                        }
+                        (&Method::GET, "/truststore") => {
+                            let trust = reloader.shared().trust.load();
+                            json(StatusCode::OK, &reload::truststore(&trust))
+                        }
+                        _ => respond(&req, &ready),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), svc)
                 .await;
         });
     }
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn respond(req: &Request<Incoming>, ready: &AtomicBool) -> Response<Full<Bytes>> {

@@ -17,6 +17,10 @@ use super::file::{self, RawConfig, Size};
 use super::units::{parse_duration, parse_size};
 use super::*;
 
+// `[reload]` and `[identity_cache]` live in their own file but use this builder.
+#[path = "reload.rs"]
+pub(crate) mod reload;
+
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -452,6 +456,8 @@ impl Builder {
         self.check_route_overlaps(&routes);
 
         let log = self.log(raw.log.as_ref().unwrap_or(&Default::default()));
+        let reload = self.reload(raw.reload.as_ref());
+        let identity_cache = self.identity_cache(raw.identity_cache.as_ref());
         Config {
             source,
             listeners,
@@ -460,6 +466,8 @@ impl Builder {
             upstreams,
             routes,
             log,
+            reload,
+            identity_cache,
         }
     }
 

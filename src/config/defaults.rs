@@ -38,3 +38,14 @@ pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
 
 pub const LOG_LEVEL: &str = "info";
 pub const ACCESS_LOG: &str = "-";
+
+pub const RELOAD_WATCH: bool = true;
+pub const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
+/// Longer debounces would push revocation past its one-second target.
+pub const RELOAD_DEBOUNCE_MAX: Duration = Duration::from_secs(10);
+pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(5);
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+
+pub const IDENTITY_CACHE_CAPACITY: u64 = 100_000;
+pub const IDENTITY_CACHE_CAPACITY_MAX: u64 = 100_000_000;
+pub const IDENTITY_CACHE_TTL: Duration = Duration::from_secs(300);

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+pub use super::build::reload::{RawIdentityCache, RawReload};
+
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
     #[serde(default)]
@@ -15,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub route: Vec<RawRoute>,
     pub log: Option<RawLog>,
+    pub reload: Option<RawReload>,
+    pub identity_cache: Option<RawIdentityCache>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +126,8 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "route" => of::<RawRoute>(),
         "route.allow" => of::<RawAllow>(),
         "log" => of::<RawLog>(),
+        "reload" => of::<RawReload>(),
+        "identity_cache" => of::<RawIdentityCache>(),
         _ => &[],
     }
 }

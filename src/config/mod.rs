@@ -18,6 +18,7 @@ pub mod units;
 #[cfg(test)]
 mod tests;
 
+pub use build::reload::{IdentityCacheConfig, ReloadConfig};
 pub use build::{load, parse, ConfigError, ConfigProblem};
 
 /// The whole, validated configuration.
@@ -31,6 +32,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
     pub log: LogConfig,
+    pub reload: ReloadConfig,
+    pub identity_cache: IdentityCacheConfig,
 }
 
 impl Config {

@@ -234,6 +234,8 @@ fn reference_config_sets_every_key() {
         "route",
         "route.allow",
         "log",
+        "reload",
+        "identity_cache",
     ] {
         for key in file::known_keys(table) {
             let (assign, header) = (format!("{key} ="), format!("[[{table}.{key}]]"));

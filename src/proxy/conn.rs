@@ -27,6 +27,38 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     pub identity: Option<ForwardedIdentity>,
     pub activity: Activity,
+    /// The presented chain and the truststore generation it was verified under.
+    pub trust: ConnTrust,
+}
+
+/// What an open connection needs to re-check its identity after a truststore reload
+/// (see [`super::recheck`]).
+#[derive(Debug, Default)]
+pub struct ConnTrust {
+    /// The chain the client presented, leaf first; empty without a client certificate.
+    pub chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// The generation the identity last verified under.
+    pub generation: AtomicU64,
+    /// Set once the identity failed a re-check: every later request is refused too.
+    pub refused: std::sync::atomic::AtomicBool,
+    /// Woken when the connection must close (HTTP/2: GOAWAY).
+    pub close: tokio::sync::Notify,
+    /// 1 = revoked, 2 = untrusted (set with `refused`).
+    reason: std::sync::atomic::AtomicU8,
+}
+
+impl ConnTrust {
+    pub fn refused_reason(&self) -> &'static str {
+        match self.reason.load(Ordering::Relaxed) {
+            1 => "revoked",
+            _ => "untrusted",
+        }
+    }
+
+    pub fn set_refused_reason(&self, reason: &str) {
+        let v = if reason == "revoked" { 1 } else { 2 };
+        self.reason.store(v, Ordering::Relaxed);
+    }
 }
 
 /// Requests in flight and the time the last one ended: what the idle timeout looks at.
@@ -65,8 +97,9 @@ fn clock_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// A verified client identity and its forwarded header values, built once per connection.
-#[derive(Debug)]
+/// A verified client identity and its forwarded header values, built once per connection
+/// (or taken from the verified-identity cache).
+#[derive(Debug, Clone)]
 pub struct ForwardedIdentity {
     pub id: Identity,
     pub xfcc: HeaderValue,
@@ -105,6 +138,7 @@ impl ConnInfo {
             listener,
             identity,
             activity: Activity::default(),
+            trust: ConnTrust::default(),
         }
     }
 

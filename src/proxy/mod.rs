@@ -7,5 +7,6 @@ pub mod error;
 pub mod headers;
 pub mod path;
 pub mod pipeline;
+pub mod recheck;
 pub mod route;
 pub mod upstream;

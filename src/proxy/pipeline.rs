@@ -14,7 +14,9 @@
 //! 6. **respond** — hop-by-hop headers removed, body streamed back.
 //! 7. **log** — metrics at response head; the access-log line when the body ends.
 //!
-//! The connection's verified identity was computed once at handshake ([`ConnInfo`]).
+//! The connection's verified identity was computed once at handshake ([`ConnInfo`]); before
+//! the phases, [`recheck`] refuses the request (403, and closes the connection) if a
+//! truststore reload since then no longer trusts it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,8 +32,9 @@ use super::conn::ConnInfo;
 use super::error::{ErrorKind, GatewayError};
 use super::route::{routing_host, RouteMatch, Router};
 use super::upstream::UpstreamError;
-use super::{headers, path};
+use super::{headers, path, recheck};
 use crate::auth;
+use crate::reload::TrustState;
 use crate::telemetry::access_log::{AccessLogger, AccessRecord, LoggedBody};
 use crate::telemetry::metrics as m;
 
@@ -45,6 +48,8 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
+    /// The truststore generation serving now (swapped by [`crate::reload`]).
+    pub trust: ArcSwap<TrustState>,
     pub access_log: AccessLogger,
 }
 
@@ -56,7 +61,16 @@ pub async fn handle(
 ) -> Result<Response<LoggedBody>, Infallible> {
     let snapshot = shared.snapshot.load_full();
     let mut rec = AccessRecord::new(conn.clone(), req.method().clone(), req.uri().path());
-    let resp = match process(&snapshot, &conn, req, &mut rec).await {
+    let version = req.version();
+    let checked = recheck::recheck(&shared.trust.load(), &conn);
+    let result = match checked {
+        Ok(()) => process(&snapshot, &conn, req, &mut rec).await,
+        Err(refused) => {
+            rec.reason = refused.reason;
+            Err(refused.error)
+        }
+    };
+    let resp = match result {
         Ok(resp) => {
             rec.reason = "allowed";
             resp
@@ -66,7 +80,18 @@ pub async fn handle(
                 rec.reason = e.kind.as_str();
             }
             tracing::debug!(peer = %conn.peer, error = %e, "request refused");
-            e.to_response().map(body::full)
+            let mut resp = e.to_response().map(body::full);
+            // HTTP/2 has no `connection` header: the serve loop sends GOAWAY instead.
+            if version < http::Version::HTTP_2
+                && conn
+                    .trust
+                    .refused
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            resp
         }
     };
     rec.status = resp.status().as_u16();

@@ -25,3 +25,19 @@ pub const UPSTREAM_ERRORS_TOTAL: &str = "portcullis_upstream_errors_total";
 pub const UPSTREAM_RETRIES_TOTAL: &str = "portcullis_upstream_retries_total";
 /// Access-log lines dropped because the writer could not keep up.
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "portcullis_access_log_dropped_total";
+/// Reloads by `kind` (what triggered it: `api`, `signal`, `watch`, `poll`) and `result`
+/// (`success` | `failure`).
+pub const RELOAD_TOTAL: &str = "portcullis_reload_total";
+/// The truststore generation serving now (1 at start, +1 per successful reload).
+pub const TRUSTSTORE_GENERATION: &str = "portcullis_truststore_generation";
+/// Seconds until the earliest CA certificate in the truststore expires (negative: expired).
+pub const TRUSTSTORE_CA_EXPIRY_SECONDS: &str = "portcullis_truststore_ca_expiry_seconds";
+/// Seconds until the earliest CRL nextUpdate in the truststore (negative: a CRL is stale).
+pub const TRUSTSTORE_CRL_NEXT_UPDATE_SECONDS: &str =
+    "portcullis_truststore_crl_next_update_seconds";
+/// Verified-identity cache lookups that found a verified chain.
+pub const IDENTITY_CACHE_HITS_TOTAL: &str = "portcullis_identity_cache_hits_total";
+/// Verified-identity cache lookups that had to build and check the chain.
+pub const IDENTITY_CACHE_MISSES_TOTAL: &str = "portcullis_identity_cache_misses_total";
+/// Open connections whose identity no longer verified after a truststore reload.
+pub const REVOKED_CONNECTIONS_TOTAL: &str = "portcullis_revoked_connections_total";

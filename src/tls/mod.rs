@@ -9,6 +9,7 @@
 //!
 //! Exactly one crypto provider is used: aws-lc-rs, passed explicitly to every builder.
 
+pub mod cache;
 pub mod identity;
 pub mod server;
 pub mod truststore;
@@ -17,6 +18,7 @@ pub mod verifier;
 #[cfg(test)]
 mod test_pki;
 
+pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
 pub use identity::{Identity, IdentityError};
 pub use server::{load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE};
 pub use truststore::{CaInfo, CrlInfo, Truststore, TruststoreError};

@@ -9,13 +9,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::verifier::ClientVerifier;
 use crate::config::{ClientAuth, KeyPermissions, ListenerConfig, TlsVersion};
 
 /// Stateful resumption cache size per listener (rustls's default of 256 is far too small
@@ -119,11 +119,11 @@ fn check_key_mode(_path: &Path, _permissions: KeyPermissions) -> Result<(), TlsE
 /// Session resumption (stateful cache of [`SESSION_CACHE_SIZE`] and TLS 1.3 tickets) is on.
 /// rustls restores a resumed client's chain without re-validating it, so a client revoked
 /// since its first handshake would resume and be accepted; that is safe here only because
-/// the proxy re-verifies `peer_certificates()` with [`ClientVerifier::verify_chain`] after
+/// the proxy re-verifies `peer_certificates()` with [`crate::tls::ClientVerifier::verify_chain`] after
 /// every resumed handshake, against the current truststore.
 pub fn server_config(
     listener: &ListenerConfig,
-    verifier: Arc<ClientVerifier>,
+    verifier: Arc<dyn ClientCertVerifier>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(&listener.cert)?;
     let key = load_key(&listener.key, listener.key_permissions)?;

@@ -1,0 +1,394 @@
+//! Hot reload: the config file, the truststore folder and the listeners' certificates are
+//! read again, everything is built anew off the hot path, and the result is swapped in at
+//! once (build, then swap; keep the last good).
+//!
+//! Triggers ([`Trigger`]): `POST /reload` on the admin listener, SIGHUP, a file watcher
+//! (debounced) and a poller that compares file contents (the fallback for filesystems that
+//! miss events); see [`watch`]. Reloads are serialised. A failed build changes nothing: the
+//! reasons are logged and returned, and `portcullis_reload_total{result="failure"}` counts it.
+//!
+//! What a successful reload swaps: the [`TrustState`] (truststore generation, verifiers,
+//! per-listener TLS acceptors with the new server certificate) and the routing
+//! [`Snapshot`]. New connections use them at once; requests in flight finish on the old
+//! ones; open connections re-check their identity before their next request
+//! ([`crate::proxy::recheck`]). Listener and admin addresses, worker counts, the access log,
+//! `[reload]` and `[identity_cache]` are fixed at start: a change is reported as needing a
+//! restart and the rest of the reload still applies.
+
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use tokio::sync::Mutex;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{self, ClientAuth, Config};
+use crate::proxy::pipeline::{Shared, Snapshot};
+use crate::server::{build_snapshot, StartError};
+use crate::telemetry::metrics as m;
+use crate::tls::{self, CachingVerifier, ClientVerifier, IdentityCache, Truststore};
+
+/// What set a reload off; the `kind` label of `portcullis_reload_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Api,
+    Signal,
+    Watch,
+    Poll,
+}
+
+impl Trigger {
+    pub fn label(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Signal => "signal",
+            Trigger::Watch => "watch",
+            Trigger::Poll => "poll",
+        }
+    }
+}
+
+/// One truststore generation and everything built from it: immutable, swapped whole.
+pub struct TrustState {
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+    pub truststore: Arc<Truststore>,
+    /// Re-checks of open connections and resumed sessions (cache first).
+    pub verifier: Arc<CachingVerifier>,
+    /// One per running listener, in config order.
+    pub acceptors: Vec<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for TrustState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustState")
+            .field("generation", &self.generation)
+            .field("loaded_at", &self.loaded_at)
+            .field("listeners", &self.acceptors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What lives across generations: the identity cache (its keys include the generation) and
+/// each listener's session store and ticket keys, so resumption survives a reload. That is
+/// safe because every resumed session is re-verified against the current generation.
+#[derive(Clone)]
+pub struct Fixed {
+    pub cache: Arc<IdentityCache>,
+    resumption: Vec<(Arc<dyn StoresServerSessions>, Arc<dyn ProducesTickets>)>,
+}
+
+impl Fixed {
+    pub fn new(config: &Config) -> Result<Fixed, StartError> {
+        let mut resumption = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let ticketer =
+                rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| StartError::Tls {
+                    address: l.address,
+                    source: tls::TlsError::Rustls(e),
+                })?;
+            let storage: Arc<dyn StoresServerSessions> =
+                ServerSessionMemoryCache::new(tls::SESSION_CACHE_SIZE);
+            resumption.push((storage, ticketer));
+        }
+        Ok(Fixed {
+            cache: Arc::new(IdentityCache::new(&config.identity_cache)),
+            resumption,
+        })
+    }
+}
+
+/// Load the truststore and build every listener's TLS config for `generation`.
+pub fn build_trust(
+    config: &Config,
+    generation: u64,
+    fixed: &Fixed,
+) -> Result<TrustState, StartError> {
+    let truststore = Arc::new(Truststore::load(&config.truststore.dir).map_err(|source| {
+        StartError::Truststore {
+            dir: config.truststore.dir.display().to_string(),
+            source,
+        }
+    })?);
+    let recheck = Arc::new(ClientVerifier::new(
+        truststore.clone(),
+        &config.truststore,
+        ClientAuth::Required,
+    ));
+    let verifier = Arc::new(CachingVerifier::new(
+        recheck,
+        generation,
+        fixed.cache.clone(),
+    ));
+    let mut acceptors = Vec::with_capacity(config.listeners.len());
+    for (l, (storage, ticketer)) in config.listeners.iter().zip(&fixed.resumption) {
+        let inner = Arc::new(ClientVerifier::new(
+            truststore.clone(),
+            &config.truststore,
+            l.client_auth,
+        ));
+        let caching = Arc::new(CachingVerifier::new(inner, generation, fixed.cache.clone()));
+        let built = tls::server_config(l, caching).map_err(|source| StartError::Tls {
+            address: l.address,
+            source,
+        })?;
+        let mut server_config = Arc::unwrap_or_clone(built);
+        server_config.session_storage = storage.clone();
+        server_config.ticketer = ticketer.clone();
+        acceptors.push(TlsAcceptor::from(Arc::new(server_config)));
+    }
+    Ok(TrustState {
+        generation,
+        loaded_at: SystemTime::now(),
+        truststore,
+        verifier,
+        acceptors,
+    })
+}
+
+/// A successful reload.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    pub generation: u64,
+    /// Changed settings that only a restart applies (the rest of the reload applied).
+    pub restart_required: Vec<String>,
+}
+
+/// A refused reload: nothing changed.
+#[derive(Debug, Clone)]
+pub struct ReloadFailed {
+    pub reasons: Vec<String>,
+    /// The generation still serving.
+    pub generation: u64,
+}
+
+struct Loaded {
+    config: Config,
+    generation: u64,
+    /// Fingerprint of the files at the last attempt (success or not): the watcher and the
+    /// poller reload only when it changes, so a broken file is not retried in a loop.
+    seen: Option<[u8; 32]>,
+}
+
+/// Reloads the running gateway; shared by the admin endpoint, the signal handler and the
+/// watcher.
+pub struct Reloader {
+    shared: Arc<Shared>,
+    fixed: Fixed,
+    loaded: Mutex<Loaded>,
+}
+
+impl Reloader {
+    pub fn new(shared: Arc<Shared>, fixed: Fixed, config: Config, generation: u64) -> Self {
+        let seen = Some(watch::fingerprint(&config));
+        Reloader {
+            shared,
+            fixed,
+            loaded: Mutex::new(Loaded {
+                config,
+                generation,
+                seen,
+            }),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Settings the watcher runs with, and the config it watches.
+    pub async fn config(&self) -> Config {
+        self.loaded.lock().await.config.clone()
+    }
+
+    /// Reload now, whatever changed.
+    pub async fn reload(&self, trigger: Trigger) -> Result<Reloaded, ReloadFailed> {
+        let mut loaded = self.loaded.lock().await;
+        self.reload_locked(&mut loaded, trigger).await
+    }
+
+    /// Reload if the files differ from the last attempt; `None` when nothing changed.
+    pub async fn reload_if_changed(
+        &self,
+        trigger: Trigger,
+    ) -> Option<Result<Reloaded, ReloadFailed>> {
+        let mut loaded = self.loaded.lock().await;
+        let config = loaded.config.clone();
+        let fp = tokio::task::spawn_blocking(move || watch::fingerprint(&config))
+            .await
+            .ok()?;
+        if loaded.seen == Some(fp) {
+            return None;
+        }
+        Some(self.reload_locked(&mut loaded, trigger).await)
+    }
+
+    async fn reload_locked(
+        &self,
+        loaded: &mut Loaded,
+        trigger: Trigger,
+    ) -> Result<Reloaded, ReloadFailed> {
+        let old = loaded.config.clone();
+        let generation = loaded.generation + 1;
+        let fixed = self.fixed.clone();
+        let built = tokio::task::spawn_blocking(move || build_all(&old, generation, &fixed))
+            .await
+            .unwrap_or_else(|e| Built {
+                fingerprint: None,
+                result: Err(vec![format!("reload task failed: {e}")]),
+            });
+        if built.fingerprint.is_some() {
+            loaded.seen = built.fingerprint;
+        }
+        match built.result {
+            Ok((config, trust, snapshot, restart_required)) => {
+                let window = config.reload.expiry_warning;
+                hygiene(&trust.truststore, window, true);
+                self.shared.trust.store(Arc::new(trust));
+                self.shared.snapshot.store(Arc::new(snapshot));
+                loaded.config = config;
+                loaded.generation = generation;
+                count(trigger, "success");
+                metrics::gauge!(m::TRUSTSTORE_GENERATION).set(generation as f64);
+                for r in &restart_required {
+                    tracing::warn!(setting = %r, "reload: this change needs a restart");
+                }
+                tracing::info!(generation, kind = trigger.label(), "reloaded");
+                Ok(Reloaded {
+                    generation,
+                    restart_required,
+                })
+            }
+            Err(reasons) => {
+                count(trigger, "failure");
+                for r in &reasons {
+                    tracing::error!(kind = trigger.label(), reason = %r,
+                        generation = loaded.generation, "reload refused; the previous state keeps serving");
+                }
+                Err(ReloadFailed {
+                    reasons,
+                    generation: loaded.generation,
+                })
+            }
+        }
+    }
+}
+
+type Parts = (Config, TrustState, Snapshot, Vec<String>);
+
+struct Built {
+    fingerprint: Option<[u8; 32]>,
+    result: Result<Parts, Vec<String>>,
+}
+
+/// Read and build everything; blocking (file I/O and certificate parsing).
+fn build_all(old: &Config, generation: u64, fixed: &Fixed) -> Built {
+    let config = match config::load(&old.source) {
+        Ok(c) => c,
+        Err(e) => {
+            return Built {
+                fingerprint: Some(watch::fingerprint(old)),
+                result: Err(e.problems.iter().map(|p| p.to_string()).collect()),
+            }
+        }
+    };
+    let fingerprint = Some(watch::fingerprint(&config));
+    let result = build_parts(old, config, generation, fixed);
+    Built {
+        fingerprint,
+        result,
+    }
+}
+
+fn build_parts(
+    old: &Config,
+    config: Config,
+    generation: u64,
+    fixed: &Fixed,
+) -> Result<Parts, Vec<String>> {
+    if config.listeners.len() != old.listeners.len() {
+        return Err(vec![format!(
+            "the number of listeners changed ({} → {}): that needs a restart",
+            old.listeners.len(),
+            config.listeners.len()
+        )]);
+    }
+    let mut reasons = Vec::new();
+    let trust = build_trust(&config, generation, fixed).map_err(|e| reasons.push(e.to_string()));
+    let snapshot = build_snapshot(&config).map_err(|e| reasons.push(e.to_string()));
+    match (trust, snapshot) {
+        (Ok(trust), Ok(snapshot)) => {
+            let restart = restart_required(old, &config);
+            Ok((config, trust, snapshot, restart))
+        }
+        _ => Err(reasons),
+    }
+}
+
+/// Settings that differ but only apply at start.
+fn restart_required(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, (a, b)) in old.listeners.iter().zip(&new.listeners).enumerate() {
+        if a.address != b.address {
+            out.push(format!("listener[{i}].address"));
+        }
+        if a.workers != b.workers {
+            out.push(format!("listener[{i}].workers"));
+        }
+        if format!("{:?}", a.limits) != format!("{:?}", b.limits) {
+            out.push(format!("listener[{i}] limits"));
+        }
+    }
+    if old.admin.as_ref().map(|a| a.address) != new.admin.as_ref().map(|a| a.address) {
+        out.push("admin.address".to_owned());
+    }
+    if format!("{:?}", old.log) != format!("{:?}", new.log) {
+        out.push("log".to_owned());
+    }
+    if old.reload != new.reload {
+        out.push("reload".to_owned());
+    }
+    if old.identity_cache != new.identity_cache {
+        out.push("identity_cache".to_owned());
+    }
+    out
+}
+
+fn count(trigger: Trigger, result: &'static str) {
+    metrics::counter!(m::RELOAD_TOTAL, "kind" => trigger.label(), "result" => result).increment(1);
+}
+
+/// Set the expiry gauges; with `warn`, log when a CA or CRL is within `window`. An expired
+/// CRL is not an error here: `expired_crl` decides at verification time.
+pub fn hygiene(ts: &Truststore, window: Duration, warn: bool) {
+    let now = SystemTime::now();
+    let secs = |t: SystemTime| match t.duration_since(now) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    };
+    if let Some(ca) = ts.cas().iter().min_by_key(|c| c.not_after) {
+        let left = secs(ca.not_after);
+        metrics::gauge!(m::TRUSTSTORE_CA_EXPIRY_SECONDS).set(left);
+        if warn && left < window.as_secs_f64() {
+            tracing::warn!(subject = %ca.subject, seconds_left = left as i64,
+                "a truststore CA certificate expires soon (or has expired)");
+        }
+    }
+    let next = ts
+        .crls()
+        .iter()
+        .filter_map(|c| c.next_update.map(|n| (n, c)))
+        .min_by_key(|(n, _)| *n);
+    if let Some((n, crl)) = next {
+        let left = secs(n);
+        metrics::gauge!(m::TRUSTSTORE_CRL_NEXT_UPDATE_SECONDS).set(left);
+        if warn && left < 0.0 {
+            tracing::warn!(issuer = %crl.issuer, "a CRL is past its nextUpdate; expired_crl decides whether it is used");
+        } else if warn && left < window.as_secs_f64() {
+            tracing::warn!(issuer = %crl.issuer, seconds_left = left as i64,
+                "a CRL reaches its nextUpdate soon: publish a fresh one");
+        }
+    }
+}
