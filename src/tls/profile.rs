@@ -88,7 +88,7 @@ pub fn check_path(
     Ok(())
 }
 
-fn ext<'a>(exts: &'a [Extension], oid: ObjectIdentifier) -> Option<&'a Extension> {
+fn ext(exts: &[Extension], oid: ObjectIdentifier) -> Option<&Extension> {
     exts.iter().find(|e| e.extn_id == oid)
 }
 
