@@ -326,6 +326,32 @@ pub fn check_crl(crl: &CertificateList, issuer: Option<&Certificate>) -> Result<
 mod tests {
     use super::*;
 
+    fn ca(critical_unknown: bool, days_left: i64) -> Vec<u8> {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "root");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(400);
+        p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days_left);
+        if critical_unknown {
+            let mut e =
+                rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+            e.set_criticality(true);
+            p.custom_extensions.push(e);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn trust_anchor_is_checked_like_a_ca() {
+        let now = UnixTime::now();
+        check_cert(&ca(false, 30), Role::Root, now).unwrap();
+        let e = check_cert(&ca(true, 30), Role::Root, now).unwrap_err();
+        assert!(e.contains("unknown critical extension"), "{e}");
+        let e = check_cert(&ca(false, -1), Role::Root, now).unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+    }
+
     #[test]
     fn dns_san_syntax() {
         assert!(valid_dns_san("api.example.test"));
