@@ -43,9 +43,37 @@ enum Command {
         #[arg(long, default_value = quickstart::DEFAULT_ADMIN)]
         admin: SocketAddr,
     },
+    /// Inspect certificates with the gateway's own verifier.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Manage a small file-based development PKI.
     #[command(subcommand)]
     Pki(PkiCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Run the handshake's verifier on CERT.pem and explain the decision.
+    /// Exit 0 accepted, 1 refused, 2 bad input.
+    Verify {
+        /// Truststore folder (roots/, intermediates/, crls/).
+        #[arg(long)]
+        truststore: PathBuf,
+        /// The client certificate (PEM; further certificates in the file are its chain).
+        cert: PathBuf,
+        /// Intermediates the client would send (PEM).
+        #[arg(long)]
+        chain: Option<PathBuf>,
+        /// Verify at this time (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Take the revocation and depth settings from this config's [truststore].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,6 +112,21 @@ fn main() -> ExitCode {
         Command::Run { config } => cli::run(&config),
         Command::Check { config } => cli::check(&config),
         Command::Quickstart { dir, listen, admin } => quickstart::run(&dir, listen, admin),
+        Command::Cert(CertCommand::Verify {
+            truststore,
+            cert,
+            chain,
+            at,
+            config,
+            json,
+        }) => portcullis::cert_verify::run(&portcullis::cert_verify::Args {
+            truststore,
+            cert,
+            chain,
+            at,
+            config,
+            json,
+        }),
         Command::Pki(cmd) => match cmd {
             PkiCommand::Init { dir } => cli::pki_init(&dir),
             PkiCommand::Issue {

@@ -11,6 +11,8 @@
 
 pub mod cache;
 pub mod identity;
+pub mod peer_name;
+pub mod profile;
 pub mod server;
 pub mod truststore;
 pub mod verifier;
@@ -22,7 +24,9 @@ pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
 pub use identity::{Identity, IdentityError};
 pub use server::{load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE};
 pub use truststore::{CaInfo, CrlInfo, Truststore, TruststoreError};
-pub use verifier::{ClientVerifier, RejectReason, Rejection, VerifiedChain};
+pub use verifier::{
+    ClientVerifier, RejectReason, Rejection, VerifiedChain, MAX_PRESENTED_INTERMEDIATES,
+};
 
 /// The crypto provider used throughout: aws-lc-rs with its default suites and groups.
 pub fn provider() -> rustls::crypto::CryptoProvider {

@@ -78,6 +78,8 @@ pub struct CrlInfo {
 #[derive(Debug)]
 pub struct Truststore {
     anchors: Vec<TrustAnchor<'static>>,
+    /// DER of each root, same order as `anchors` (for checks webpki skips on anchors).
+    root_ders: Vec<CertificateDer<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
     crls: Vec<CertRevocationList<'static>>,
     cas: Vec<CaInfo>,
@@ -134,17 +136,19 @@ impl Truststore {
                     .filter(|(_, ca)| ca.parsed.tbs_certificate().subject() == &crl.issuer)
                     .collect::<Vec<_>>();
                 if !issuers.is_empty() {
-                    let ok = issuers
+                    let signer = issuers
                         .iter()
-                        .any(|(_, ca)| crl_signature_ok(&der, &ca.parsed, sig_algs));
-                    if !ok {
+                        .find(|(_, ca)| crl_signature_ok(&der, &ca.parsed, sig_algs));
+                    let Some((_, signer)) = signer else {
                         return Err(TruststoreError::CrlSignature {
                             file,
                             issuer: crl.info.issuer,
                         });
-                    }
+                    };
+                    check_crl_profile(&file, &der, Some(&signer.parsed))?;
                     crl.info.signature_checked = true;
                 } else {
+                    check_crl_profile(&file, &der, None)?;
                     tracing::warn!(
                         file = %file.display(),
                         issuer = %crl.info.issuer,
@@ -182,6 +186,7 @@ impl Truststore {
 
         Ok(Truststore {
             anchors,
+            root_ders: roots.into_iter().map(|(_, ca)| ca.der).collect(),
             intermediates: intermediates.into_iter().map(|(_, ca)| ca.der).collect(),
             crls,
             cas,
@@ -192,6 +197,17 @@ impl Truststore {
 
     pub fn anchors(&self) -> &[TrustAnchor<'static>] {
         &self.anchors
+    }
+
+    /// The root certificate behind `anchor` (one of [`Truststore::anchors`]).
+    pub fn root_der(&self, anchor: &TrustAnchor<'_>) -> Option<&CertificateDer<'static>> {
+        self.anchors
+            .iter()
+            .position(|a| {
+                a.subject == anchor.subject
+                    && a.subject_public_key_info == anchor.subject_public_key_info
+            })
+            .and_then(|i| self.root_ders.get(i))
     }
 
     /// CA certificates from `intermediates/`, offered to path building.
@@ -329,6 +345,17 @@ fn parse_crl(file: &Path, der: &[u8]) -> Result<LoadedCrl, TruststoreError> {
         info,
         issuer: tbs.issuer.clone(),
     })
+}
+
+/// RFC 5280 rules on a CRL that webpki does not check (see [`super::profile::check_crl`]).
+fn check_crl_profile(
+    file: &Path,
+    der: &[u8],
+    issuer: Option<&Certificate>,
+) -> Result<(), TruststoreError> {
+    let parsed = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
+        .map_err(|e| bad(file, format!("CRL is not valid: {e}")))?;
+    super::profile::check_crl(&parsed, issuer).map_err(|e| bad(file, e))
 }
 
 fn ca_info(file: &Path, ca: &LoadedCa, root: bool) -> CaInfo {

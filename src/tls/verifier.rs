@@ -29,6 +29,11 @@ use super::truststore::Truststore;
 use crate::config::{ClientAuth, Policy, Revocation, TruststoreConfig};
 use crate::telemetry::metrics::TLS_CLIENT_CERT_VERIFICATIONS_TOTAL;
 
+/// At most this many intermediates sent by a client are considered; more is refused as
+/// `chain_too_long` without path building. A path never uses more than six (webpki's limit)
+/// and `max_chain_depth` is usually lower; the slack allows cross-signed alternatives.
+pub const MAX_PRESENTED_INTERMEDIATES: usize = 16;
+
 /// Why a client chain was refused; [`RejectReason::label`] is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -45,6 +50,8 @@ pub enum RejectReason {
     NameConstraints,
     BadEncoding,
     UnsupportedAlgorithm,
+    /// A certificate of the path breaks an RFC 5280 profile rule webpki does not check.
+    Profile,
     Invalid,
 }
 
@@ -64,6 +71,7 @@ impl RejectReason {
             RejectReason::NameConstraints => "name_constraints",
             RejectReason::BadEncoding => "bad_encoding",
             RejectReason::UnsupportedAlgorithm => "unsupported_algorithm",
+            RejectReason::Profile => "profile",
             RejectReason::Invalid => "invalid",
         }
     }
@@ -136,7 +144,7 @@ impl ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<VerifiedChain, Rejection> {
-        let result = self.check(end_entity, intermediates, now);
+        let result = self.verify_path(end_entity, intermediates, now, KeyUsage::client_auth());
         match &result {
             Ok(_) => {
                 metrics::counter!(TLS_CLIENT_CERT_VERIFICATIONS_TOTAL,
@@ -154,12 +162,30 @@ impl ClientVerifier {
         result
     }
 
-    fn check(
+    /// The path building behind [`ClientVerifier::verify_chain`], without logging or metric,
+    /// for a given EKU requirement (`KeyUsage::client_auth()` in the handshake; the x509-limbo
+    /// harness passes `server_auth()` for server-kind cases) and time. Peer-name checks are
+    /// not part of it: see [`super::peer_name`].
+    pub fn verify_path(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
+        usage: KeyUsage,
     ) -> Result<VerifiedChain, Rejection> {
+        // Bound the work a hostile client can cause before any parsing or signature check:
+        // webpki's own budgets (100 signatures, 200k path-building steps) are per call, and
+        // a client controls how many candidates it offers.
+        if intermediates.len() > MAX_PRESENTED_INTERMEDIATES {
+            return Err(Rejection {
+                reason: RejectReason::ChainTooLong,
+                detail: format!(
+                    "client sent {} intermediates; at most {MAX_PRESENTED_INTERMEDIATES} are considered",
+                    intermediates.len()
+                ),
+                tls_error: CertificateError::UnknownIssuer,
+            });
+        }
         let cert = EndEntityCert::try_from(end_entity).map_err(|e| reject(e, false))?;
         // Client-sent intermediates first (they are usually the right ones), then the store's.
         let store = self.truststore.intermediates();
@@ -193,7 +219,7 @@ impl ClientVerifier {
                 self.truststore.anchors(),
                 &pool,
                 now,
-                KeyUsage::client_auth(),
+                usage,
                 revocation,
                 Some(&depth_check),
             )
@@ -213,6 +239,19 @@ impl ClientVerifier {
                 tls_error: CertificateError::UnknownRevocationStatus,
             });
         }
+
+        // RFC 5280 profile rules webpki leaves out (see `profile`), on the accepted path only.
+        let chain: Vec<CertificateDer<'_>> =
+            path.intermediate_certificates().map(|c| c.der()).collect();
+        let chain_ders: Vec<&[u8]> = chain.iter().map(|c| c.as_ref()).collect();
+        let root = self.truststore.root_der(path.anchor()).map(|d| d.as_ref());
+        super::profile::check_path(end_entity.as_ref(), &chain_ders, root, now).map_err(
+            |detail| Rejection {
+                reason: RejectReason::Profile,
+                detail,
+                tls_error: CertificateError::BadEncoding,
+            },
+        )?;
 
         Ok(VerifiedChain {
             leaf: end_entity.clone().into_owned(),
@@ -303,7 +342,7 @@ fn reject(e: webpki::Error, too_long: bool) -> Rejection {
             E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => (
                 RejectReason::BadEku,
                 CertificateError::InvalidPurpose,
-                "certificate is not valid for client authentication (EKU)".to_owned(),
+                "certificate's extended key usage does not allow this use (EKU)".to_owned(),
             ),
             E::InvalidSignatureForPublicKey | E::InvalidCrlSignatureForPublicKey => (
                 RejectReason::BadSignature,
