@@ -38,3 +38,15 @@ pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
 
 pub const LOG_LEVEL: &str = "info";
 pub const ACCESS_LOG: &str = "-";
+
+pub const JWT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
+pub const JWT_LEEWAY: Duration = Duration::from_secs(30);
+pub const JWT_MAX_LEEWAY: Duration = Duration::from_secs(300);
+pub const JWT_MAX_TOKEN_SIZE: u64 = 8 * 1024;
+pub const JWT_REFRESH: Duration = Duration::from_secs(600);
+pub const JWT_KID_MISS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Validated tokens kept per provider (each entry lives until its token expires).
+pub const JWT_CACHE_CAPACITY: usize = 100_000;
+/// A JWKS document larger than this is refused.
+pub const JWKS_MAX_SIZE: usize = 1024 * 1024;
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);

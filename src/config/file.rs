@@ -15,6 +15,14 @@ pub struct RawConfig {
     #[serde(default)]
     pub route: Vec<RawRoute>,
     pub log: Option<RawLog>,
+    pub auth: Option<RawAuth>,
+}
+
+/// `[auth.*]`: authentication providers that routes refer to by name.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub jwt: std::collections::BTreeMap<String, super::jwt::RawJwt>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +90,7 @@ pub struct RawRoute {
     #[serde(default)]
     pub allow: Vec<RawAllow>,
     pub max_body_size: Option<Size>,
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +131,8 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "route" => of::<RawRoute>(),
         "route.allow" => of::<RawAllow>(),
         "log" => of::<RawLog>(),
+        "auth" => of::<RawAuth>(),
+        t if t.starts_with("auth.jwt.") => of::<super::jwt::RawJwt>(),
         _ => &[],
     }
 }

@@ -234,6 +234,7 @@ fn reference_config_sets_every_key() {
         "route",
         "route.allow",
         "log",
+        "auth.jwt.cognito",
     ] {
         for key in file::known_keys(table) {
             let (assign, header) = (format!("{key} ="), format!("[[{table}.{key}]]"));

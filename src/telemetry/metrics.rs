@@ -25,3 +25,12 @@ pub const UPSTREAM_ERRORS_TOTAL: &str = "portcullis_upstream_errors_total";
 pub const UPSTREAM_RETRIES_TOTAL: &str = "portcullis_upstream_retries_total";
 /// Access-log lines dropped because the writer could not keep up.
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "portcullis_access_log_dropped_total";
+/// Bearer-token validations by `provider`, `result` (`accepted` | `rejected`) and `reason`.
+pub const AUTH_JWT_VALIDATIONS_TOTAL: &str = "portcullis_auth_jwt_validations_total";
+/// Bearer tokens found in the validation cache, by `provider`.
+pub const AUTH_JWT_CACHE_HITS_TOTAL: &str = "portcullis_auth_jwt_cache_hits_total";
+/// Bearer tokens validated in full (not cached), by `provider`.
+pub const AUTH_JWT_CACHE_MISSES_TOTAL: &str = "portcullis_auth_jwt_cache_misses_total";
+/// JWKS fetches and file reloads by `provider`, `trigger` (`schedule` | `kid_miss` | `file`)
+/// and `result` (`updated` | `not_modified` | `invalid` | `failed`).
+pub const AUTH_JWKS_FETCHES_TOTAL: &str = "portcullis_auth_jwks_fetches_total";
