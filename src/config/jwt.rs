@@ -279,3 +279,95 @@ fn check_jwks_url(url: &str, has_ca: bool) -> Result<(), String> {
         _ => Err(format!("\"{url}\" must be an https URL")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{parse, AuthMethod, Config, ConfigError};
+
+    const BASE: &str = r#"
+[[listener]]
+address = "127.0.0.1:8443"
+cert = "server.pem"
+key = "server.key"
+
+[truststore]
+dir = "truststore"
+
+[[upstream]]
+name = "orders"
+endpoints = ["127.0.0.1:18080"]
+"#;
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        parse(
+            &format!("{BASE}\n{extra}"),
+            Path::new("/etc/portcullis/gw.toml"),
+        )
+    }
+
+    fn messages(extra: &str) -> String {
+        load(extra).unwrap_err().to_string()
+    }
+
+    const ROUTE: &str = "[[route]]\nname = \"r\"\nupstream = \"orders\"\nauth = [\"mtls\", \"jwt:idp\"]\nscopes = [\"orders/read\"]\n";
+
+    #[test]
+    fn provider_and_route_build_with_defaults() {
+        let c = load(&format!(
+            "{ROUTE}\n[auth.jwt.idp]\nissuer = \"https://idp.test\"\njwks_file = \"jwks.json\"\naudiences = [\"client-1\"]\nforward_claims = {{ sub = \"X-Client-Sub\" }}\n"
+        ))
+        .unwrap();
+        let j = &c.jwt[0];
+        assert_eq!(j.name, "idp");
+        assert_eq!(
+            j.jwks,
+            super::JwksSource::File("/etc/portcullis/jwks.json".into())
+        );
+        assert_eq!(
+            j.algorithms,
+            vec![super::JwtAlg::RS256, super::JwtAlg::ES256]
+        );
+        assert_eq!(j.leeway, super::d::JWT_LEEWAY);
+        assert_eq!(j.max_token_size, 8192);
+        assert_eq!(j.forward_claims[0].1.as_str(), "x-client-sub");
+        assert_eq!(
+            c.routes[0].auth,
+            vec![AuthMethod::Mtls, AuthMethod::Jwt("idp".into())]
+        );
+        assert_eq!(c.routes[0].scopes, vec!["orders/read".to_string()]);
+    }
+
+    #[test]
+    fn bad_providers_and_references_are_reported() {
+        let m = messages(&format!(
+            "{ROUTE}\n[auth.jwt.other]\nissuer = \"i\"\njwks_url = \"http://idp.example:80/jwks\"\nalgorithms = [\"HS256\", \"none\"]\naudiences = []\nleeway = \"1h\"\nissuerr = \"x\"\n"
+        ));
+        assert!(m.contains("no [auth.jwt.idp] section"), "{m}");
+        assert!(m.contains("plain http is allowed only to 127.0.0.1"), "{m}");
+        assert!(m.contains("\"HS256\" is never accepted"), "{m}");
+        assert!(m.contains("\"none\" is never accepted"), "{m}");
+        assert!(m.contains("auth.jwt.other.audiences"), "{m}");
+        assert!(
+            m.contains("auth.jwt.other.leeway: must be at most 5m"),
+            "{m}"
+        );
+        assert!(
+            m.contains("unknown key `issuerr`; did you mean `issuer`?"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn scopes_need_a_jwt_method_and_https_needs_a_ca() {
+        let m = messages(
+            "[[route]]\nname = \"r\"\nupstream = \"orders\"\nscopes = [\"a\"]\n[auth.jwt.idp]\nissuer = \"i\"\njwks_url = \"https://idp.test/jwks\"\naudiences = [\"c\"]\n",
+        );
+        assert!(
+            m.contains("route[0].scopes: scopes are checked against a bearer token"),
+            "{m}"
+        );
+        assert!(m.contains("set `jwks_ca`"), "{m}");
+    }
+}

@@ -340,3 +340,6 @@ impl Provider {
         Ok(verified)
     }
 }
+
+#[cfg(test)]
+mod tests;
