@@ -205,6 +205,11 @@ pub fn validate(config: &Config) -> Vec<String> {
             problems.push(format!("upstream[{i}]: {}", e.message));
         }
     }
+    for j in &config.jwt {
+        if let Err(e) = crate::auth::jwt::check(j) {
+            problems.push(format!("auth.jwt.{}: {e}", j.name));
+        }
+    }
     problems
 }
 

@@ -340,6 +340,17 @@ async fn each_bad_token_is_refused_with_its_reason() {
     )
     .await;
     assert_refused(&gw, &basic, 401, "jwt_not_bearer").await;
+    let bearer = format!("Bearer {good}");
+    let two = call(
+        &gw,
+        &pki,
+        &leaf,
+        "/orders",
+        Some(&good),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_refused(&gw, &two, 401, "jwt_malformed").await;
     gw.shutdown().await;
 }
 
@@ -625,4 +636,112 @@ async fn start_fails_clearly_when_the_first_jwks_fetch_fails() {
         err.contains("auth.jwt.down: first JWKS fetch failed"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn https_jwks_is_fetched_with_the_configured_ca_only() {
+    let ec = Signer::ec("e1");
+    let pki = TestPki::new();
+    let server =
+        JwksServer::start_tls(jwks(&[&ec]), &pki.server.chain_pem, &pki.server.key_pem).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (good_ca, other_ca) = (
+        dir.path().join("issuer-ca.pem"),
+        dir.path().join("other-ca.pem"),
+    );
+    std::fs::write(&good_ca, pki.root_pem()).unwrap();
+    std::fs::write(&other_ca, TestPki::named("other").root_pem()).unwrap();
+    let jwks_line = |ca: &std::path::Path| {
+        format!(
+            "jwks_url = \"{}\"\njwks_ca = \"{}\"",
+            server.https_url(),
+            ca.display()
+        )
+    };
+    let gw = common::start(
+        &pki,
+        Spec {
+            body: body("tls", &jwks_line(&good_ca), ""),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let token = ec.sign(&claims(json!({})));
+    let r = call(&gw, &pki, &pki.client("a"), "/", Some(&token), &[]).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    gw.shutdown().await;
+
+    // An issuer certificate that does not chain to jwks_ca: no keys, no start.
+    let (_d, path) = common::write_config(
+        &pki,
+        &Spec {
+            body: body("tls-other", &jwks_line(&other_ca), ""),
+            ..Spec::default()
+        },
+    );
+    let config = portcullis::config::load(&path).unwrap();
+    let err = match portcullis::server::start(&config).await {
+        Ok(_) => panic!("started with an untrusted JWKS server"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("first JWKS fetch failed: TLS"), "{err}");
+}
+
+#[tokio::test]
+async fn background_refresh_is_conditional_and_picks_up_new_keys() {
+    let (old, new) = (Signer::rsa("old"), Signer::ec("new"));
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let pki = TestPki::new();
+    let gw = common::start(
+        &pki,
+        Spec {
+            body: body(
+                "refresh",
+                &format!("jwks_url = \"{}\"", server.url()),
+                "kid_miss_refetch_interval = \"1h\"\nrefresh = \"50ms\"",
+            )
+            .replace("refresh = \"1h\"\n", ""),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let leaf = pki.client("a");
+    // Spend the kid-miss refetch: from now on only the schedule can bring new keys.
+    let token = new.sign(&claims(json!({})));
+    let r = call(&gw, &pki, &leaf, "/", Some(&token), &[]).await;
+    assert_refused(&gw, &r, 401, "jwt_unknown_kid").await;
+    for _ in 0..200 {
+        if server
+            .not_modified
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        server
+            .not_modified
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "no conditional refresh"
+    );
+    server.publish(jwks(&[&old, &new]));
+    let mut status = 0;
+    for _ in 0..200 {
+        status = call(&gw, &pki, &leaf, "/", Some(&token), &[])
+            .await
+            .status
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "the scheduled refresh did not bring the new key"
+    );
+    gw.shutdown().await;
 }

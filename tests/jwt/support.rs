@@ -143,6 +143,29 @@ pub struct JwksServer {
 
 impl JwksServer {
     pub async fn start(body: String) -> JwksServer {
+        JwksServer::start_with(body, None).await
+    }
+
+    /// Serve over TLS with this certificate chain and key (PEM).
+    pub async fn start_tls(body: String, chain_pem: &str, key_pem: &str) -> JwksServer {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        JwksServer::start_with(body, Some(acceptor)).await
+    }
+
+    async fn start_with(body: String, tls: Option<tokio_rustls::TlsAcceptor>) -> JwksServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = JwksServer {
             addr: listener.local_addr().unwrap(),
@@ -161,14 +184,23 @@ impl JwksServer {
                     return;
                 };
                 let s = s.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let s = s.clone();
                         async move { Ok::<_, Infallible>(s.answer(req)) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
+                        }
+                    }
                 });
             }
         });
@@ -177,6 +209,10 @@ impl JwksServer {
 
     pub fn url(&self) -> String {
         format!("http://{}/jwks.json", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}/jwks.json", self.addr)
     }
 
     pub fn publish(&self, body: String) {

@@ -61,6 +61,10 @@ pub struct Provider {
     /// Milliseconds since `started` of the last kid-miss refetch; 0 = none yet.
     last_kid_miss: AtomicU64,
     started: Instant,
+    /// SHA-256 of the last document published, so an unchanged one keeps the cache.
+    last_digest: std::sync::Mutex<Option<[u8; 32]>>,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 #[derive(Debug)]
@@ -109,6 +113,23 @@ impl Providers {
     }
 }
 
+/// What `portcullis check` can verify without the network: the CA bundle of a URL source
+/// loads, a file source parses into at least one usable key.
+pub fn check(cfg: &JwtConfig) -> Result<(), String> {
+    match &cfg.jwks {
+        JwksSource::Url(url) => Fetcher::new(url, cfg.jwks_ca.as_deref())
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        JwksSource::File(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("jwks_file {}: {e}", path.display()))?;
+            Keyset::parse(&bytes, &cfg.algorithms)
+                .map(drop)
+                .map_err(|e| format!("jwks_file {}: {e}", path.display()))
+        }
+    }
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -127,13 +148,13 @@ impl Provider {
             }
             JwksSource::File(_) => None,
         };
-        let (set, validators) = match (&fetcher, &cfg.jwks) {
+        let (bytes, set, validators) = match (&fetcher, &cfg.jwks) {
             (Some(f), _) => match f.fetch(&Validators::default()).await {
-                Ok(Fetched::Updated(body, v)) => (
-                    Keyset::parse(&body, &cfg.algorithms)
-                        .map_err(|e| fail(format!("JWKS from the issuer: {e}")))?,
-                    v,
-                ),
+                Ok(Fetched::Updated(body, v)) => {
+                    let set = Keyset::parse(&body, &cfg.algorithms)
+                        .map_err(|e| fail(format!("JWKS from the issuer: {e}")))?;
+                    (body.to_vec(), set, v)
+                }
                 Ok(Fetched::NotModified) => return Err(fail("first JWKS fetch: 304".into())),
                 Err(e) => return Err(fail(format!("first JWKS fetch failed: {e}"))),
             },
@@ -142,7 +163,7 @@ impl Provider {
                     .map_err(|e| fail(format!("jwks_file {}: {e}", path.display())))?;
                 let set = Keyset::parse(&bytes, &cfg.algorithms)
                     .map_err(|e| fail(format!("jwks_file {}: {e}", path.display())))?;
-                (set, Validators::default())
+                (bytes, set, Validators::default())
             }
             (None, JwksSource::Url(_)) => return Err(fail("no fetcher".into())),
         };
@@ -155,6 +176,9 @@ impl Provider {
             fetch_state: Mutex::new(validators),
             last_kid_miss: AtomicU64::new(0),
             started: Instant::now(),
+            last_digest: std::sync::Mutex::new(Some(Sha256::digest(&bytes).into())),
+            hits: metrics::counter!(m::AUTH_JWT_CACHE_HITS_TOTAL, "provider" => cfg.name.clone()),
+            misses: metrics::counter!(m::AUTH_JWT_CACHE_MISSES_TOTAL, "provider" => cfg.name.clone()),
             cfg,
         })
     }
@@ -163,10 +187,22 @@ impl Provider {
         &self.cfg.name
     }
 
-    fn publish(&self, set: Keyset) {
+    /// Swap in a new key set, unless the document is the one already published (an issuer
+    /// without ETag support), which would needlessly empty the token cache.
+    fn publish(&self, bytes: &[u8], set: Keyset) -> &'static str {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        {
+            // Held only here, off the request path.
+            let mut last = self.last_digest.lock().unwrap_or_else(|e| e.into_inner());
+            if *last == Some(digest) {
+                return "not_modified";
+            }
+            *last = Some(digest);
+        }
         let id = self.next_generation.fetch_add(1, Ordering::Relaxed);
         tracing::info!(provider = %self.cfg.name, keys = set.len(), skipped = set.skipped, "JWKS updated");
         self.keys.store(Arc::new(Generation { id, set }));
+        "updated"
     }
 
     /// One conditional fetch; a failure keeps the current set. `why` labels the metric.
@@ -177,9 +213,8 @@ impl Provider {
             Ok(Fetched::NotModified) => "not_modified",
             Ok(Fetched::Updated(body, v)) => match Keyset::parse(&body, &self.cfg.algorithms) {
                 Ok(set) => {
-                    self.publish(set);
                     *validators = v;
-                    "updated"
+                    self.publish(&body, set)
                 }
                 Err(e) => {
                     tracing::warn!(provider = %self.cfg.name, error = %e, "JWKS refused; keeping the last good set");
@@ -247,10 +282,7 @@ impl Provider {
             }
             last_digest = Some(digest);
             let result = match Keyset::parse(&bytes, &self.cfg.algorithms) {
-                Ok(set) => {
-                    self.publish(set);
-                    "updated"
-                }
+                Ok(set) => self.publish(&bytes, set),
                 Err(e) => {
                     tracing::warn!(provider = %self.cfg.name, error = %e, "jwks_file refused; keeping the last good set");
                     "invalid"
@@ -284,9 +316,11 @@ impl Provider {
         conn: &ConnInfo,
         scopes: &[String],
     ) -> Result<Arc<Verified>, Reject> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or(Reject::MissingToken)?;
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let value = values.next().ok_or(Reject::MissingToken)?;
+        if values.next().is_some() {
+            return Err(Reject::Malformed);
+        }
         if value.len() > self.cfg.max_token_size + 7 {
             return Err(Reject::TooLarge);
         }
@@ -300,11 +334,11 @@ impl Provider {
         let generation = self.keys.load().id;
         let verified = match self.cache.get(&key, generation, now) {
             Some(v) => {
-                metrics::counter!(m::AUTH_JWT_CACHE_HITS_TOTAL, "provider" => self.cfg.name.clone()).increment(1);
+                self.hits.increment(1);
                 v
             }
             None => {
-                metrics::counter!(m::AUTH_JWT_CACHE_MISSES_TOTAL, "provider" => self.cfg.name.clone()).increment(1);
+                self.misses.increment(1);
                 let parsed = token::parse(token, &self.cfg)?;
                 let mut keys = self.keys.load_full();
                 match parsed.verify_signature(&keys.set) {
@@ -316,8 +350,8 @@ impl Provider {
                     other => other?,
                 }
                 let v = Arc::new(parsed.check_claims(&self.cfg, now)?);
-                let until = v.exp.saturating_add(self.cfg.leeway.as_secs() as i64 + 1);
-                self.cache.insert(key, v.clone(), keys.id, until, now);
+                self.cache
+                    .insert(key, v.clone(), keys.id, v.valid_until, now);
                 v
             }
         };

@@ -219,7 +219,7 @@ fn verified_claims_scopes_and_forwarded_headers() {
     assert_eq!(v.scopes, vec!["orders/read", "orders/write"]);
     assert_eq!(v.client_id.as_deref(), Some("client-1"));
     assert_eq!(v.cnf_x5t, Some([7u8; 32]));
-    assert_eq!(v.exp, NOW + 300);
+    assert_eq!(v.valid_until, NOW + 300 + 30);
     let fwd: Vec<(&str, &str)> = v
         .forward
         .iter()

@@ -139,8 +139,9 @@ pub struct Parsed<'a> {
 /// What a valid token says, kept in the cache until it expires.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    /// `exp` in whole seconds since the epoch (rounded down).
-    pub exp: i64,
+    /// First whole second (since the epoch) at which the token is expired, leeway
+    /// included: `ceil(exp + leeway)`. The cache keeps the result until then.
+    pub valid_until: i64,
     pub sub: Option<String>,
     pub client_id: Option<String>,
     pub scopes: Vec<String>,
@@ -298,7 +299,7 @@ impl Parsed<'_> {
             })
             .collect();
         Ok(Verified {
-            exp: exp.floor() as i64,
+            valid_until: (exp + leeway).ceil() as i64,
             sub: c.get("sub").and_then(Value::as_str).map(str::to_owned),
             client_id: client_id.map(str::to_owned),
             scopes: scopes_of(c),
