@@ -109,12 +109,25 @@ impl JwtAlg {
     }
 }
 
-/// Headers that carry a verified identity: a claim must not overwrite one of these.
-const RESERVED_HEADERS: [&str; 4] = [
+/// Headers a claim must not set: the certificate identity headers, the forwarding headers,
+/// and those that frame or route the request.
+const RESERVED_HEADERS: [&str; 16] = [
     "host",
     "authorization",
     "x-forwarded-client-cert",
+    "x-client-subject",
+    "x-client-uri-san",
+    "x-client-fingerprint",
     "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "cookie",
 ];
 
 impl Builder {
