@@ -16,4 +16,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Python clients (PyJWT) in a venv of their own, pinned in tests/requirements.txt.
+if [ -z "${PORTCULLIS_TEST_PYTHON:-}" ]; then
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv || {
+      SUDO=""
+      [ "$(id -u)" = 0 ] || SUDO="sudo"
+      $SUDO apt-get update -q
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-venv
+      python3 -m venv .venv
+    }
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+  export PORTCULLIS_TEST_PYTHON="$PWD/.venv/bin/python"
+fi
+
 cargo test --workspace --locked "$@"

@@ -58,6 +58,8 @@ pub enum StartError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Jwt(#[from] crate::auth::jwt::JwtStartError),
     #[error("access log: {0}")]
     AccessLog(std::io::Error),
 }
@@ -89,7 +91,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let fixed = Fixed::new(config)?;
     let trust = build_trust(config, 1, &fixed)?;
     reload::hygiene(&trust.truststore, config.reload.expiry_warning, true);
-    let snapshot = build_snapshot(config)?;
+    let (shutdown, _) = watch::channel(false);
+    let mut snapshot = build_snapshot(config)?;
+    snapshot.jwt = Arc::new(
+        crate::auth::jwt::Providers::start(&config.jwt, shutdown.subscribe())
+            .await
+            .map_err(StartError::Jwt)?,
+    );
     let access_log = AccessLogger::start(&config.log.access_log).map_err(StartError::AccessLog)?;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -113,7 +121,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         ));
     }
 
-    let (shutdown, _) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
@@ -195,6 +202,11 @@ pub fn validate(config: &Config) -> Vec<String> {
             problems.push(format!("upstream[{i}]: {}", e.message));
         }
     }
+    for j in &config.jwt {
+        if let Err(e) = crate::auth::jwt::check(j) {
+            problems.push(format!("auth.jwt.{}: {e}", j.name));
+        }
+    }
     problems
 }
 
@@ -206,7 +218,10 @@ pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
     }
     let router = Router::new(&config.routes, |name| upstreams.get(name).cloned())
         .map_err(StartError::Routes)?;
-    Ok(Snapshot { router })
+    Ok(Snapshot {
+        router,
+        jwt: Arc::default(),
+    })
 }
 
 impl Running {

@@ -137,12 +137,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
+pub(super) enum Seg {
     Key(String),
     Index(usize),
 }
 
-type KeyPath = Vec<Seg>;
+pub(super) type KeyPath = Vec<Seg>;
 
 fn segments(p: &serde_ignored::Path<'_>) -> KeyPath {
     use serde_ignored::Path as P;
@@ -248,27 +248,27 @@ struct Issue {
     message: String,
 }
 
-struct Builder {
-    base: PathBuf,
+pub(super) struct Builder {
+    pub(super) base: PathBuf,
     issues: Vec<Issue>,
 }
 
 /// `path` extended by a key.
-fn k(path: &[Seg], key: &str) -> KeyPath {
+pub(super) fn k(path: &[Seg], key: &str) -> KeyPath {
     let mut p = path.to_vec();
     p.push(Seg::Key(key.to_owned()));
     p
 }
 
 /// `path` extended by an index.
-fn ix(path: &[Seg], i: usize) -> KeyPath {
+pub(super) fn ix(path: &[Seg], i: usize) -> KeyPath {
     let mut p = path.to_vec();
     p.push(Seg::Index(i));
     p
 }
 
 impl Builder {
-    fn err(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(super) fn err(&mut self, path: KeyPath, message: impl Into<String>) {
         self.issues.push(Issue {
             path,
             message: message.into(),
@@ -296,7 +296,12 @@ impl Builder {
         self.err(path, msg);
     }
 
-    fn required<'a>(&mut self, path: &[Seg], key: &str, v: &'a Option<String>) -> Option<&'a str> {
+    pub(super) fn required<'a>(
+        &mut self,
+        path: &[Seg],
+        key: &str,
+        v: &'a Option<String>,
+    ) -> Option<&'a str> {
         match v.as_deref() {
             Some(s) if !s.trim().is_empty() => Some(s),
             Some(_) => {
@@ -338,7 +343,12 @@ impl Builder {
             .map_or(options[0].1, |(_, t)| *t)
     }
 
-    fn duration(&mut self, path: KeyPath, v: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        path: KeyPath,
+        v: &Option<String>,
+        default: Duration,
+    ) -> Duration {
         let Some(s) = v else { return default };
         match parse_duration(s) {
             Ok(dur) if dur.is_zero() => {
@@ -353,7 +363,7 @@ impl Builder {
         }
     }
 
-    fn size(&mut self, path: KeyPath, v: &Option<Size>, default: u64, min: u64) -> u64 {
+    pub(super) fn size(&mut self, path: KeyPath, v: &Option<Size>, default: u64, min: u64) -> u64 {
         let n = match v {
             None => return default,
             Some(Size::Bytes(n)) => *n,
@@ -447,11 +457,12 @@ impl Builder {
         if raw.route.is_empty() {
             self.err(vec![], "at least one [[route]] is required");
         }
+        let jwt = self.jwt_providers(raw.auth.as_ref());
         let routes: Vec<RouteConfig> = raw
             .route
             .iter()
             .enumerate()
-            .map(|(i, r)| self.route(&ix(&[Seg::Key("route".into())], i), r, &upstreams))
+            .map(|(i, r)| self.route(&ix(&[Seg::Key("route".into())], i), r, &upstreams, &jwt))
             .collect();
         self.check_route_overlaps(&routes);
 
@@ -468,6 +479,7 @@ impl Builder {
             log,
             reload,
             identity_cache,
+            jwt,
         }
     }
 
@@ -695,6 +707,7 @@ impl Builder {
         p: &[Seg],
         r: &file::RawRoute,
         upstreams: &[UpstreamConfig],
+        jwt: &[JwtConfig],
     ) -> RouteConfig {
         let name = self
             .required(p, "name", &r.name)
@@ -758,10 +771,38 @@ impl Builder {
         for (i, a) in auth_names.iter().enumerate() {
             match a.as_str() {
                 "mtls" => auth.push(AuthMethod::Mtls),
-                other => self.err(
-                    ix(&k(p, "auth"), i),
-                    format!("unknown auth method \"{other}\" (supported: \"mtls\")"),
-                ),
+                other => match other.strip_prefix("jwt:") {
+                    Some(name) if jwt.iter().any(|j| j.name == name) => {
+                        auth.push(AuthMethod::Jwt(name.to_owned()))
+                    }
+                    Some(name) => self.err(
+                        ix(&k(p, "auth"), i),
+                        format!(
+                            "no [auth.jwt.{name}] section defines the provider \"{other}\" names"
+                        ),
+                    ),
+                    None => self.err(
+                        ix(&k(p, "auth"), i),
+                        format!(
+                            "unknown auth method \"{other}\" (supported: \"mtls\", \"jwt:NAME\")"
+                        ),
+                    ),
+                },
+            }
+        }
+        let scopes = r.scopes.clone().unwrap_or_default();
+        if !scopes.is_empty() && !auth.iter().any(|a| matches!(a, AuthMethod::Jwt(_))) {
+            self.err(
+                k(p, "scopes"),
+                "scopes are checked against a bearer token: add a \"jwt:NAME\" method to `auth`",
+            );
+        }
+        for (i, s) in scopes.iter().enumerate() {
+            if s.is_empty() || s.contains(' ') || s.contains('"') || s.contains('\\') {
+                self.err(
+                    ix(&k(p, "scopes"), i),
+                    format!("\"{s}\" is not a scope (no spaces, quotes or backslashes)"),
+                );
             }
         }
         let mut allow = Vec::new();
@@ -789,6 +830,7 @@ impl Builder {
             auth,
             allow,
             max_body_size: self.size(k(p, "max_body_size"), &r.max_body_size, d::MAX_BODY_SIZE, 0),
+            scopes,
         }
     }
 

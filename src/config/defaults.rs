@@ -49,3 +49,14 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 pub const IDENTITY_CACHE_CAPACITY: u64 = 100_000;
 pub const IDENTITY_CACHE_CAPACITY_MAX: u64 = 100_000_000;
 pub const IDENTITY_CACHE_TTL: Duration = Duration::from_secs(300);
+pub const JWT_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
+pub const JWT_LEEWAY: Duration = Duration::from_secs(30);
+pub const JWT_MAX_LEEWAY: Duration = Duration::from_secs(300);
+pub const JWT_MAX_TOKEN_SIZE: u64 = 8 * 1024;
+pub const JWT_REFRESH: Duration = Duration::from_secs(600);
+pub const JWT_KID_MISS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Validated tokens kept per provider (each entry lives until its token expires).
+pub const JWT_CACHE_CAPACITY: usize = 100_000;
+/// A JWKS document larger than this is refused.
+pub const JWKS_MAX_SIZE: usize = 1024 * 1024;
+pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);

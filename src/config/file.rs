@@ -19,6 +19,14 @@ pub struct RawConfig {
     pub log: Option<RawLog>,
     pub reload: Option<RawReload>,
     pub identity_cache: Option<RawIdentityCache>,
+    pub auth: Option<RawAuth>,
+}
+
+/// `[auth.*]`: authentication providers that routes refer to by name.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAuth {
+    #[serde(default)]
+    pub jwt: std::collections::BTreeMap<String, super::jwt::RawJwt>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +94,7 @@ pub struct RawRoute {
     #[serde(default)]
     pub allow: Vec<RawAllow>,
     pub max_body_size: Option<Size>,
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +137,8 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "log" => of::<RawLog>(),
         "reload" => of::<RawReload>(),
         "identity_cache" => of::<RawIdentityCache>(),
+        "auth" => of::<RawAuth>(),
+        t if t.starts_with("auth.jwt.") => of::<super::jwt::RawJwt>(),
         _ => &[],
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub mod build;
 pub mod defaults;
 pub mod file;
+pub mod jwt;
 pub mod units;
 
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod tests;
 
 pub use build::reload::{IdentityCacheConfig, ReloadConfig};
 pub use build::{load, parse, ConfigError, ConfigProblem};
+pub use jwt::{JwksSource, JwtAlg, JwtConfig};
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub log: LogConfig,
     pub reload: ReloadConfig,
     pub identity_cache: IdentityCacheConfig,
+    /// `[auth.jwt.NAME]` providers, by name order.
+    pub jwt: Vec<JwtConfig>,
 }
 
 impl Config {
@@ -184,12 +188,16 @@ pub struct RouteConfig {
     pub auth: Vec<AuthMethod>,
     pub allow: Vec<AllowRule>,
     pub max_body_size: u64,
+    /// Scopes a bearer token must carry on this route (all of them).
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
     /// A verified client certificate.
     Mtls,
+    /// A JWT access token validated by the named `[auth.jwt.NAME]` provider.
+    Jwt(String),
 }
 
 /// One `[[route.allow]]` entry: every field given must match (glob, `*` any run of characters).

@@ -236,6 +236,7 @@ fn reference_config_sets_every_key() {
         "log",
         "reload",
         "identity_cache",
+        "auth.jwt.cognito",
     ] {
         for key in file::known_keys(table) {
             let (assign, header) = (format!("{key} ="), format!("[[{table}.{key}]]"));

@@ -63,6 +63,8 @@ impl ErrorKind {
 pub struct GatewayError {
     pub kind: ErrorKind,
     pub message: Cow<'static, str>,
+    /// `WWW-Authenticate` challenge to send with a 401/403 (RFC 6750), if any.
+    pub challenge: Option<HeaderValue>,
 }
 
 impl GatewayError {
@@ -70,6 +72,7 @@ impl GatewayError {
         GatewayError {
             kind,
             message: message.into(),
+            challenge: None,
         }
     }
 
@@ -84,6 +87,9 @@ impl GatewayError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind.as_str()));
+        if let Some(c) = &self.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, c.clone());
+        }
         resp
     }
 }

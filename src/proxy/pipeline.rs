@@ -7,7 +7,8 @@
 //!    RFC 9112 §6.3; this catches any other way in); the path is normalised ([`path`]), a
 //!    path that cannot be → 400.
 //! 2. **route** ([`route`]) — host + normalised path + method → 404 / 405.
-//! 3. **authenticate** ([`crate::auth`]) — every method the route lists → 401.
+//! 3. **authenticate** ([`crate::auth`]) — every method the route lists → 401 (403 for a
+//!    bearer token without a scope the route requires).
 //! 4. **authorize** ([`crate::policy`]) — the route's allow-list → 403.
 //! 5. **forward** ([`headers`], [`upstream`]) — identity headers set, body streamed with the
 //!    route's size limit (413), pooled connection → 502 / 504.
@@ -42,6 +43,8 @@ use crate::telemetry::metrics as m;
 #[derive(Debug)]
 pub struct Snapshot {
     pub router: Router,
+    /// `[auth.jwt.*]` providers (their key sets refresh on their own).
+    pub jwt: Arc<auth::jwt::Providers>,
 }
 
 /// State shared by every connection of a running gateway.
@@ -152,10 +155,19 @@ async fn process(
     rec.route = Some(route.name.clone());
 
     // 3. authenticate
-    auth::authenticate(&route.auth, conn).map_err(|e| {
+    let authn = auth::authenticate(
+        &route.auth,
+        &route.scopes,
+        conn,
+        &parts.headers,
+        &snapshot.jwt,
+    )
+    .await
+    .map_err(|e| {
         rec.reason = e.reason;
-        GatewayError::new(ErrorKind::Unauthenticated, e.message)
+        e.into_gateway_error()
     })?;
+    rec.token.clone_from(&authn.token);
 
     // 4. authorize
     if !route.allow.allows(conn.identity()) {
@@ -182,6 +194,12 @@ async fn process(
     .map_err(|_| GatewayError::new(ErrorKind::BadRequest, "invalid request target"))?;
     parts.uri = Uri::from(pq);
     headers::rewrite_request(&mut parts.headers, conn, host_value.as_ref());
+    snapshot.jwt.strip_forwarded(&mut parts.headers);
+    if let Some(token) = &authn.token {
+        for (name, value) in &token.forward {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+    }
     if let Some(h) = host_value {
         parts.headers.insert(header::HOST, h);
     }

@@ -25,6 +25,8 @@ pub struct Route {
     pub auth: Vec<AuthMethod>,
     pub allow: AllowList,
     pub max_body_size: u64,
+    /// Scopes a bearer token must carry (checked by the `jwt` method).
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,7 @@ impl Router {
                 auth: rc.auth.clone(),
                 allow: AllowList::new(&rc.allow),
                 max_body_size: rc.max_body_size,
+                scopes: rc.scopes.clone(),
             });
             let pattern = HostPattern::parse(&rc.host);
             match groups.iter_mut().find(|g| g.pattern == pattern) {
@@ -192,6 +195,7 @@ mod tests {
             auth: vec![AuthMethod::Mtls],
             allow: vec![],
             max_body_size: 1024,
+            scopes: vec![],
         }
     }
 

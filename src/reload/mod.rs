@@ -247,6 +247,10 @@ impl Reloader {
                 let window = config.reload.expiry_warning;
                 hygiene(&trust.truststore, window, true);
                 self.shared.trust.store(Arc::new(trust));
+                let mut snapshot = snapshot;
+                // JWT providers run their own JWKS refresh tasks, started once with the
+                // gateway; a reload keeps them (a changed [auth.jwt] needs a restart).
+                snapshot.jwt = self.shared.snapshot.load().jwt.clone();
                 self.shared.snapshot.store(Arc::new(snapshot));
                 loaded.config = config;
                 loaded.generation = generation;
@@ -352,6 +356,9 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     }
     if old.identity_cache != new.identity_cache {
         out.push("identity_cache".to_owned());
+    }
+    if format!("{:?}", old.jwt) != format!("{:?}", new.jwt) {
+        out.push("auth.jwt".to_owned());
     }
     out
 }

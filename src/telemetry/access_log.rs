@@ -89,6 +89,8 @@ pub struct AccessRecord {
     pub status: u16,
     /// `allowed`, or why the gateway refused or failed the request.
     pub reason: &'static str,
+    /// The bearer token's claims, when a `jwt` method authenticated the request.
+    pub token: Option<Arc<crate::auth::jwt::Verified>>,
 }
 
 impl AccessRecord {
@@ -104,6 +106,7 @@ impl AccessRecord {
             upstream: None,
             status: 0,
             reason: "",
+            token: None,
         }
     }
 
@@ -126,6 +129,9 @@ impl AccessRecord {
             // Microsecond resolution; more digits are float noise, not precision.
             "duration_ms": (self.start.elapsed().as_micros() as f64) / 1000.0,
             "reason": self.reason,
+            "client_id": self.token.as_ref().and_then(|t| t.client_id.as_deref()),
+            "sub": self.token.as_ref().and_then(|t| t.sub.as_deref()),
+            "scopes": self.token.as_ref().map(|t| t.scopes.join(" ")),
             "complete": complete,
         })
         .to_string()

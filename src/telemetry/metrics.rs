@@ -41,3 +41,12 @@ pub const IDENTITY_CACHE_HITS_TOTAL: &str = "portcullis_identity_cache_hits_tota
 pub const IDENTITY_CACHE_MISSES_TOTAL: &str = "portcullis_identity_cache_misses_total";
 /// Open connections whose identity no longer verified after a truststore reload.
 pub const REVOKED_CONNECTIONS_TOTAL: &str = "portcullis_revoked_connections_total";
+/// Bearer-token validations by `provider`, `result` (`accepted` | `rejected`) and `reason`.
+pub const AUTH_JWT_VALIDATIONS_TOTAL: &str = "portcullis_auth_jwt_validations_total";
+/// Bearer tokens found in the validation cache, by `provider`.
+pub const AUTH_JWT_CACHE_HITS_TOTAL: &str = "portcullis_auth_jwt_cache_hits_total";
+/// Bearer tokens validated in full (not cached), by `provider`.
+pub const AUTH_JWT_CACHE_MISSES_TOTAL: &str = "portcullis_auth_jwt_cache_misses_total";
+/// JWKS fetches and file reloads by `provider`, `trigger` (`schedule` | `kid_miss` | `file`)
+/// and `result` (`updated` | `not_modified` | `invalid` | `failed`).
+pub const AUTH_JWKS_FETCHES_TOTAL: &str = "portcullis_auth_jwks_fetches_total";

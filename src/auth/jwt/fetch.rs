@@ -1,0 +1,162 @@
+//! Fetching a JWKS document over HTTP(S): one GET on a fresh connection, conditional on
+//! the last `ETag` / `Last-Modified`, bounded in time and size. https uses the provider's
+//! `jwks_ca` bundle only; plain http is allowed by the config only to 127.0.0.1 (tests).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::defaults as d;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("bad URL: {0}")]
+    Url(String),
+    #[error("jwks_ca: {0}")]
+    Ca(String),
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("the issuer answered {0}")]
+    Status(StatusCode),
+    #[error("timed out")]
+    Timeout,
+}
+
+/// Validators of the last good response, sent back as conditions.
+#[derive(Debug, Default, Clone)]
+pub struct Validators {
+    pub etag: Option<HeaderValue>,
+    pub last_modified: Option<HeaderValue>,
+}
+
+pub enum Fetched {
+    Updated(Bytes, Validators),
+    NotModified,
+}
+
+/// Everything needed to fetch one URL, built once.
+#[derive(Clone)]
+pub struct Fetcher {
+    uri: Uri,
+    tls: Option<TlsConnector>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").field("uri", &self.uri).finish()
+    }
+}
+
+impl Fetcher {
+    pub fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Fetcher, FetchError> {
+        let uri: Uri = url.parse().map_err(|_| FetchError::Url(url.into()))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => {
+                let ca = ca.ok_or_else(|| FetchError::Ca("required for https".into()))?;
+                let mut roots = rustls::RootCertStore::empty();
+                let certs =
+                    CertificateDer::pem_file_iter(ca).map_err(|e| FetchError::Ca(e.to_string()))?;
+                for c in certs {
+                    let c = c.map_err(|e| FetchError::Ca(e.to_string()))?;
+                    roots.add(c).map_err(|e| FetchError::Ca(e.to_string()))?;
+                }
+                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| FetchError::Ca(e.to_string()))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Some(TlsConnector::from(Arc::new(config)))
+            }
+            Some("http") => None,
+            _ => return Err(FetchError::Url(url.into())),
+        };
+        Ok(Fetcher { uri, tls })
+    }
+
+    pub async fn fetch(&self, prev: &Validators) -> Result<Fetched, FetchError> {
+        tokio::time::timeout(d::JWKS_FETCH_TIMEOUT, self.fetch_inner(prev))
+            .await
+            .map_err(|_| FetchError::Timeout)?
+    }
+
+    async fn fetch_inner(&self, prev: &Validators) -> Result<Fetched, FetchError> {
+        let host = self.uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let port = self
+            .uri
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(FetchError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
+        let authority = self.uri.authority().map_or(host, |a| a.as_str());
+        let mut req = Request::get(path)
+            .header(header::HOST, authority)
+            .header(header::ACCEPT, "application/json, application/jwk-set+json");
+        if let Some(e) = &prev.etag {
+            req = req.header(header::IF_NONE_MATCH, e);
+        }
+        if let Some(m) = &prev.last_modified {
+            req = req.header(header::IF_MODIFIED_SINCE, m);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let resp = match &self.tls {
+            Some(tls) => {
+                let name = ServerName::try_from(host.to_owned())
+                    .map_err(|_| FetchError::Url(host.into()))?;
+                let stream = tls.connect(name, tcp).await.map_err(FetchError::Tls)?;
+                send(TokioIo::new(stream), req).await?
+            }
+            None => send(TokioIo::new(tcp), req).await?,
+        };
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if resp.status() != StatusCode::OK {
+            return Err(FetchError::Status(resp.status()));
+        }
+        let validators = Validators {
+            etag: resp.headers().get(header::ETAG).cloned(),
+            last_modified: resp.headers().get(header::LAST_MODIFIED).cloned(),
+        };
+        let body = Limited::new(resp.into_body(), d::JWKS_MAX_SIZE)
+            .collect()
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?
+            .to_bytes();
+        Ok(Fetched::Updated(body, validators))
+    }
+}
+
+async fn send<I>(
+    io: I,
+    req: Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, FetchError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    tx.send_request(req)
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))
+}
