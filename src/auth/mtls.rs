@@ -13,6 +13,7 @@ pub fn authenticate(conn: &ConnInfo) -> Result<(), AuthError> {
         None => Err(AuthError {
             reason: "no_client_certificate",
             message: "this route requires a client certificate",
+            aws_code: None,
         }),
     }
 }

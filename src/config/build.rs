@@ -133,12 +133,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
+pub(super) enum Seg {
     Key(String),
     Index(usize),
 }
 
-type KeyPath = Vec<Seg>;
+pub(super) type KeyPath = Vec<Seg>;
 
 fn segments(p: &serde_ignored::Path<'_>) -> KeyPath {
     use serde_ignored::Path as P;
@@ -244,13 +244,13 @@ struct Issue {
     message: String,
 }
 
-struct Builder {
+pub(super) struct Builder {
     base: PathBuf,
     issues: Vec<Issue>,
 }
 
 /// `path` extended by a key.
-fn k(path: &[Seg], key: &str) -> KeyPath {
+pub(super) fn k(path: &[Seg], key: &str) -> KeyPath {
     let mut p = path.to_vec();
     p.push(Seg::Key(key.to_owned()));
     p
@@ -264,7 +264,7 @@ fn ix(path: &[Seg], i: usize) -> KeyPath {
 }
 
 impl Builder {
-    fn err(&mut self, path: KeyPath, message: impl Into<String>) {
+    pub(super) fn err(&mut self, path: KeyPath, message: impl Into<String>) {
         self.issues.push(Issue {
             path,
             message: message.into(),
@@ -306,7 +306,7 @@ impl Builder {
         }
     }
 
-    fn path(&mut self, path: &[Seg], key: &str, v: &Option<String>) -> PathBuf {
+    pub(super) fn path(&mut self, path: &[Seg], key: &str, v: &Option<String>) -> PathBuf {
         self.required(path, key, v)
             .map(|s| resolve(&self.base, s))
             .unwrap_or_default()
@@ -334,7 +334,12 @@ impl Builder {
             .map_or(options[0].1, |(_, t)| *t)
     }
 
-    fn duration(&mut self, path: KeyPath, v: &Option<String>, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        path: KeyPath,
+        v: &Option<String>,
+        default: Duration,
+    ) -> Duration {
         let Some(s) = v else { return default };
         match parse_duration(s) {
             Ok(dur) if dur.is_zero() => {
@@ -349,7 +354,7 @@ impl Builder {
         }
     }
 
-    fn size(&mut self, path: KeyPath, v: &Option<Size>, default: u64, min: u64) -> u64 {
+    pub(super) fn size(&mut self, path: KeyPath, v: &Option<Size>, default: u64, min: u64) -> u64 {
         let n = match v {
             None => return default,
             Some(Size::Bytes(n)) => *n,
@@ -452,6 +457,25 @@ impl Builder {
         self.check_route_overlaps(&routes);
 
         let log = self.log(raw.log.as_ref().unwrap_or(&Default::default()));
+        let sigv4 = raw
+            .auth
+            .as_ref()
+            .and_then(|a| a.sigv4.as_ref())
+            .map(|s| self.sigv4(s));
+        if sigv4.is_none() {
+            for (i, r) in routes.iter().enumerate() {
+                if r.auth
+                    .iter()
+                    .chain(r.auth_any.iter().flatten())
+                    .any(|a| *a == AuthMethod::Sigv4)
+                {
+                    self.err(
+                        ix(&[Seg::Key("route".into())], i),
+                        "this route uses \"sigv4\" but there is no [auth.sigv4] section",
+                    );
+                }
+            }
+        }
         Config {
             source,
             listeners,
@@ -460,6 +484,7 @@ impl Builder {
             upstreams,
             routes,
             log,
+            sigv4,
         }
     }
 
@@ -739,23 +764,29 @@ impl Builder {
                 ),
             );
         }
-        let auth_names = r.auth.clone().unwrap_or_else(|| vec![d::ROUTE_AUTH.into()]);
-        if auth_names.is_empty() {
-            self.err(
-                k(p, "auth"),
-                "must name at least one method, e.g. [\"mtls\"]",
-            );
-        }
-        let mut auth = Vec::new();
-        for (i, a) in auth_names.iter().enumerate() {
-            match a.as_str() {
-                "mtls" => auth.push(AuthMethod::Mtls),
-                other => self.err(
-                    ix(&k(p, "auth"), i),
-                    format!("unknown auth method \"{other}\" (supported: \"mtls\")"),
-                ),
+        let mut auth_any = Vec::new();
+        let auth = match (&r.auth, &r.auth_any) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    k(p, "auth_any"),
+                    "give either `auth` or `auth_any`, not both",
+                );
+                Vec::new()
             }
-        }
+            (None, Some(alts)) => {
+                if alts.is_empty() {
+                    self.err(k(p, "auth_any"), "must list at least one alternative");
+                }
+                for (i, names) in alts.iter().enumerate() {
+                    auth_any.push(self.auth_methods(ix(&k(p, "auth_any"), i), names));
+                }
+                Vec::new()
+            }
+            (auth, None) => {
+                let names = auth.clone().unwrap_or_else(|| vec![d::ROUTE_AUTH.into()]);
+                self.auth_methods(k(p, "auth"), &names)
+            }
+        };
         let mut allow = Vec::new();
         for (i, a) in r.allow.iter().enumerate() {
             let rule = AllowRule {
@@ -763,11 +794,12 @@ impl Builder {
                 dns_san: a.dns_san.clone(),
                 subject_cn: a.subject_cn.clone(),
                 issuer_cn: a.issuer_cn.clone(),
+                principal: a.principal.clone(),
             };
             if rule == AllowRule::default() {
                 self.err(
                     ix(&k(p, "allow"), i),
-                    "an entry with no field would allow everyone; give uri_san, dns_san, subject_cn or issuer_cn",
+                    "an entry with no field would allow everyone; give uri_san, dns_san, subject_cn, issuer_cn or principal",
                 );
             }
             allow.push(rule);
@@ -779,9 +811,38 @@ impl Builder {
             methods,
             upstream,
             auth,
+            auth_any,
             allow,
             max_body_size: self.size(k(p, "max_body_size"), &r.max_body_size, d::MAX_BODY_SIZE, 0),
         }
+    }
+
+    /// One list of auth method names (a route's `auth`, or one `auth_any` alternative).
+    fn auth_methods(&mut self, path: KeyPath, names: &[String]) -> Vec<AuthMethod> {
+        if names.is_empty() {
+            self.err(
+                path.clone(),
+                "must name at least one method, e.g. [\"mtls\"]",
+            );
+        }
+        if super::sigv4::conflicting_auth(names) {
+            self.err(
+                path.clone(),
+                "a request cannot carry both a bearer token and a SigV4 signature; use auth_any = [[..., \"jwt:NAME\"], [..., \"sigv4\"]] for either-or",
+            );
+        }
+        let mut auth = Vec::new();
+        for (i, a) in names.iter().enumerate() {
+            match a.as_str() {
+                "mtls" => auth.push(AuthMethod::Mtls),
+                "sigv4" => auth.push(AuthMethod::Sigv4),
+                other => self.err(
+                    ix(&path, i),
+                    format!("unknown auth method \"{other}\" (supported: \"mtls\", \"sigv4\")"),
+                ),
+            }
+        }
+        auth
     }
 
     /// Two routes with the same name, or the same host, prefix and methods (the second could

@@ -15,6 +15,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub route: Vec<RawRoute>,
     pub log: Option<RawLog>,
+    pub auth: Option<super::sigv4::RawAuth>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +80,8 @@ pub struct RawRoute {
     pub methods: Option<Vec<String>>,
     pub upstream: Option<String>,
     pub auth: Option<Vec<String>>,
+    /// Alternatives: the one whose credentials the request carries is checked.
+    pub auth_any: Option<Vec<Vec<String>>>,
     #[serde(default)]
     pub allow: Vec<RawAllow>,
     pub max_body_size: Option<Size>,
@@ -90,6 +93,7 @@ pub struct RawAllow {
     pub dns_san: Option<String>,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +126,8 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "route" => of::<RawRoute>(),
         "route.allow" => of::<RawAllow>(),
         "log" => of::<RawLog>(),
+        "auth" => of::<super::sigv4::RawAuth>(),
+        "auth.sigv4" => of::<super::sigv4::RawSigv4>(),
         _ => &[],
     }
 }

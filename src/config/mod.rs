@@ -13,12 +13,14 @@ use std::time::Duration;
 pub mod build;
 pub mod defaults;
 pub mod file;
+pub mod sigv4;
 pub mod units;
 
 #[cfg(test)]
 mod tests;
 
 pub use build::{load, parse, ConfigError, ConfigProblem};
+pub use sigv4::Sigv4Config;
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
     pub log: LogConfig,
+    /// `[auth.sigv4]`, when configured.
+    pub sigv4: Option<Sigv4Config>,
 }
 
 impl Config {
@@ -179,6 +183,8 @@ pub struct RouteConfig {
     pub methods: Vec<String>,
     pub upstream: String,
     pub auth: Vec<AuthMethod>,
+    /// `auth_any` alternatives; empty when the route uses `auth`.
+    pub auth_any: Vec<Vec<AuthMethod>>,
     pub allow: Vec<AllowRule>,
     pub max_body_size: u64,
 }
@@ -187,6 +193,8 @@ pub struct RouteConfig {
 pub enum AuthMethod {
     /// A verified client certificate.
     Mtls,
+    /// An AWS Signature Version 4 (`[auth.sigv4]`).
+    Sigv4,
 }
 
 /// One `[[route.allow]]` entry: every field given must match (glob, `*` any run of characters).
@@ -196,6 +204,8 @@ pub struct AllowRule {
     pub dns_san: Option<String>,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
+    /// The principal name of a SigV4 credential.
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Clone)]

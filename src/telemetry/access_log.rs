@@ -89,6 +89,10 @@ pub struct AccessRecord {
     pub status: u16,
     /// `allowed`, or why the gateway refused or failed the request.
     pub reason: &'static str,
+    /// How the request authenticated beyond mTLS (`sigv4`), and as whom.
+    pub auth: Option<&'static str>,
+    pub principal: Option<Arc<str>>,
+    pub access_key_id: Option<Arc<str>>,
 }
 
 impl AccessRecord {
@@ -104,6 +108,9 @@ impl AccessRecord {
             upstream: None,
             status: 0,
             reason: "",
+            auth: None,
+            principal: None,
+            access_key_id: None,
         }
     }
 
@@ -125,6 +132,9 @@ impl AccessRecord {
             "bytes": bytes,
             "duration_ms": self.start.elapsed().as_secs_f64() * 1000.0,
             "reason": self.reason,
+            "auth": self.auth,
+            "principal": self.principal.as_deref(),
+            "access_key_id": self.access_key_id.as_deref(),
             "complete": complete,
         })
         .to_string()

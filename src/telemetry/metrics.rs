@@ -25,3 +25,11 @@ pub const UPSTREAM_ERRORS_TOTAL: &str = "portcullis_upstream_errors_total";
 pub const UPSTREAM_RETRIES_TOTAL: &str = "portcullis_upstream_retries_total";
 /// Access-log lines dropped because the writer could not keep up.
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "portcullis_access_log_dropped_total";
+/// SigV4 verifications by `result` (`ok` | `refused`) and `reason` (a fixed `sigv4_*` label).
+pub const SIGV4_VERIFICATIONS_TOTAL: &str = "portcullis_auth_sigv4_verifications_total";
+/// SigV4 signing keys found in the per-scope cache.
+pub const SIGV4_KEY_CACHE_HITS_TOTAL: &str = "portcullis_auth_sigv4_key_cache_hits_total";
+/// SigV4 signing keys derived (not cached, or the secret changed).
+pub const SIGV4_KEY_CACHE_MISSES_TOTAL: &str = "portcullis_auth_sigv4_key_cache_misses_total";
+/// Credentials-file reloads by `result` (`ok` | `error`).
+pub const SIGV4_CREDENTIAL_RELOADS_TOTAL: &str = "portcullis_auth_sigv4_credential_reloads_total";
