@@ -12,7 +12,11 @@
 //! secret_access_key = "..."
 //! principal = "svc-orders"
 //! attributes = { team = "payments" }   # optional
+//! session_token = "..."                # optional: requests must then carry exactly this
 //! ```
+//!
+//! `session_token` serves clients whose credentials come with a token (copied from STS,
+//! say) until portcullis issues its own session credentials.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -35,6 +39,8 @@ pub struct Credential {
     pub secret_access_key: Arc<str>,
     pub principal: Arc<str>,
     pub attributes: BTreeMap<String, String>,
+    /// The token requests with this key must carry, if any.
+    pub session_token: Option<Arc<str>>,
     /// Forwarded header values, built once at load time.
     pub principal_header: HeaderValue,
     pub access_key_header: HeaderValue,
@@ -75,6 +81,7 @@ struct RawCredential {
     principal: String,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+    session_token: Option<String>,
 }
 
 /// The credentials of one file, swapped whole on reload.
@@ -164,15 +171,20 @@ impl CredentialSource for FileCredentials {
         access_key_id: &str,
         session_token: Option<&str>,
     ) -> Result<Arc<Credential>, LookupError> {
-        // Long-term keys carry no session token; sessions come from another source.
-        if session_token.is_some() {
-            return Err(LookupError::InvalidToken);
-        }
-        self.keys
+        let cred = self
+            .keys
             .load()
             .get(access_key_id)
             .cloned()
-            .ok_or(LookupError::UnknownKey)
+            .ok_or(LookupError::UnknownKey)?;
+        // A key without a token is used without one; a key with one needs exactly it.
+        match (&cred.session_token, session_token) {
+            (None, None) => Ok(cred),
+            (Some(want), Some(got)) if constant_time_eq(want.as_bytes(), got.as_bytes()) => {
+                Ok(cred)
+            }
+            _ => Err(LookupError::InvalidToken),
+        }
     }
 }
 
@@ -218,6 +230,7 @@ fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
             secret_access_key: Arc::from(c.secret_access_key.as_str()),
             principal: Arc::from(c.principal.as_str()),
             attributes: c.attributes,
+            session_token: c.session_token.as_deref().map(Arc::from),
             principal_header,
             attributes_header,
         };
@@ -232,6 +245,11 @@ fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
         }
     }
     Ok(keys)
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn is_printable(s: &str) -> bool {

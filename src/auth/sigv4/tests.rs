@@ -30,6 +30,7 @@ fn credential(akid: &str, secret: &str) -> Arc<Credential> {
         secret_access_key: Arc::from(secret),
         principal: Arc::from("suite"),
         attributes: Default::default(),
+        session_token: None,
         principal_header: HeaderValue::from_static("suite"),
         access_key_header: HeaderValue::from_str(akid).unwrap(),
         attributes_header: None,
