@@ -303,6 +303,26 @@ mod tests {
     }
 
     #[test]
+    fn a_key_with_a_session_token_needs_exactly_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "[[credential]]\naccess_key_id = \"AKS\"\nsecret_access_key = \"s\"\nprincipal = \"p\"\nsession_token = \"tok\"\n",
+        );
+        let c = FileCredentials::load(&p).unwrap();
+        assert!(c.lookup("AKS", Some("tok")).is_ok());
+        assert_eq!(
+            c.lookup("AKS", Some("tol")).unwrap_err(),
+            LookupError::InvalidToken
+        );
+        assert_eq!(
+            c.lookup("AKS", None).unwrap_err(),
+            LookupError::InvalidToken
+        );
+        assert!(constant_time_eq(b"ab", b"ab") && !constant_time_eq(b"ab", b"abc"));
+    }
+
+    #[test]
     fn bad_files_are_refused_and_keep_the_old_keys() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(

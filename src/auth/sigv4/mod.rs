@@ -17,9 +17,10 @@ pub mod canonical;
 pub mod credentials;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hmac::{KeyInit, Mac};
 use http::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
@@ -34,7 +35,7 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// Presigned URLs may not live longer than this, whatever the config says (AWS's limit).
 pub const MAX_PRESIGN_EXPIRY_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Signing-key cache entries kept before the cache is cleared (keys change daily anyway).
-const KEY_CACHE_MAX: usize = 10_000;
+const KEY_CACHE_MAX: usize = 4_096;
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 const SECURITY_TOKEN: &str = "x-amz-security-token";
 
@@ -169,7 +170,9 @@ pub struct Verifier {
     pub max_payload_buffer: u64,
     source: Arc<dyn CredentialSource>,
     /// Credential scope "AKID/date/region/service" → (secret it was derived from, key).
-    key_cache: RwLock<HashMap<String, CachedKey>>,
+    /// Read lock-free on every request; copied and swapped on a miss (once per key, scope
+    /// and day), so the hot path never takes a lock.
+    key_cache: ArcSwap<HashMap<String, CachedKey>>,
 }
 
 /// A cached signing key and the secret it was derived from.
@@ -233,7 +236,7 @@ impl Verifier {
             allow_unsigned_payload: config.allow_unsigned_payload,
             max_payload_buffer: config.max_payload_buffer,
             source,
-            key_cache: RwLock::new(HashMap::new()),
+            key_cache: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
@@ -460,12 +463,10 @@ impl Verifier {
 
     /// The signing key of a scope, from the cache when the secret is unchanged.
     fn signing_key(&self, scope_key: &str, secret: &Arc<str>) -> [u8; 32] {
-        if let Ok(cache) = self.key_cache.read() {
-            if let Some((s, k)) = cache.get(scope_key) {
-                if s == secret {
-                    metrics::counter!(m::SIGV4_KEY_CACHE_HITS_TOTAL).increment(1);
-                    return *k;
-                }
+        if let Some((s, k)) = self.key_cache.load().get(scope_key) {
+            if s == secret {
+                metrics::counter!(m::SIGV4_KEY_CACHE_HITS_TOTAL).increment(1);
+                return *k;
             }
         }
         metrics::counter!(m::SIGV4_KEY_CACHE_MISSES_TOTAL).increment(1);
@@ -476,12 +477,15 @@ impl Verifier {
             it.next().unwrap_or_default(),
         );
         let key = derive_signing_key(secret, date, region, service);
-        if let Ok(mut cache) = self.key_cache.write() {
-            if cache.len() >= KEY_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(scope_key.to_owned(), (secret.clone(), key));
-        }
+        self.key_cache.rcu(|cache| {
+            let mut next = if cache.len() >= KEY_CACHE_MAX {
+                HashMap::new()
+            } else {
+                HashMap::clone(cache)
+            };
+            next.insert(scope_key.to_owned(), (secret.clone(), key));
+            next
+        });
         key
     }
 }
