@@ -585,7 +585,6 @@ fn check_rejects_impossible_auth_lists() {
     assert!(e.contains("auth.sigv4.max_presign_expiry"), "{e}");
     let ok = parse("[auth.sigv4]\nregion = [\"a\", \"b\"]\nservice = \"s\"\ncredentials_file = \"c\"\n[[route]]\nname = \"r\"\nupstream = \"echo\"\nauth_any = [[\"mtls\", \"sigv4\"], [\"mtls\"]]\n").unwrap();
     assert_eq!(ok.sigv4.unwrap().regions, ["a", "b"]);
-    let _ = Path::new("");
 }
 
 /// Requests signed by the real botocore (`SigV4Auth`, `SigV4QueryAuth`) through the
