@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain: installs the
-# outside clients the tests drive for real (curl, openssl) when they are missing, then
+# outside clients the tests drive for real (curl, openssl, a Python venv with botocore)
+# when they are missing, then
 # runs every test of the workspace. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,19 +17,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Python clients (PyJWT) in a venv of their own, pinned in tests/requirements.txt.
-if [ -z "${PORTCULLIS_TEST_PYTHON:-}" ]; then
-  if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv || {
-      SUDO=""
-      [ "$(id -u)" = 0 ] || SUDO="sudo"
-      $SUDO apt-get update -q
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3-venv
-      python3 -m venv .venv
-    }
-  fi
+# Python clients (PyJWT, botocore), pinned in tests/requirements.txt, in a
+# project-local venv; the tests find its python through PORTCULLIS_TEST_PYTHON.
+command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || {
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3 python3-venv
+}
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip freeze 2>/dev/null | grep -qxF -f <(grep -v '^#' tests/requirements.txt); then
+  python3 -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
-  export PORTCULLIS_TEST_PYTHON="$PWD/.venv/bin/python"
 fi
+export PORTCULLIS_TEST_PYTHON="$PWD/.venv/bin/python"
 
 cargo test --workspace --locked "$@"

@@ -26,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::auth::sigv4::{FileCredentials, Verifier};
 use crate::config::{Config, ListenerLimits};
 use crate::proxy::conn::{ConnInfo, ForwardedIdentity};
 use crate::proxy::pipeline::{self, Shared, Snapshot};
@@ -60,6 +61,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Jwt(#[from] crate::auth::jwt::JwtStartError),
+    #[error("auth.sigv4.credentials_file: {0}")]
+    Sigv4Credentials(String),
     #[error("access log: {0}")]
     AccessLog(std::io::Error),
 }
@@ -122,6 +125,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
 
     let mut tasks = Vec::new();
+    if let Some(creds) = &shared.snapshot.load().sigv4_credentials {
+        tasks.push(tokio::spawn(FileCredentials::watch(
+            Arc::downgrade(creds),
+            shutdown.subscribe(),
+        )));
+    }
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for (address, mut ctx) in ctxs {
@@ -197,6 +206,11 @@ pub fn validate(config: &Config) -> Vec<String> {
             }
         }
     }
+    if let Some(s) = &config.sigv4 {
+        if let Err(e) = FileCredentials::load(&s.credentials_file) {
+            problems.push(format!("auth.sigv4.credentials_file: {e}"));
+        }
+    }
     for (i, u) in config.upstreams.iter().enumerate() {
         if let Err(e) = Upstream::from_config(u) {
             problems.push(format!("upstream[{i}]: {}", e.message));
@@ -218,9 +232,20 @@ pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
     }
     let router = Router::new(&config.routes, |name| upstreams.get(name).cloned())
         .map_err(StartError::Routes)?;
+    let sigv4 = match &config.sigv4 {
+        Some(c) => {
+            let creds = Arc::new(
+                FileCredentials::load(&c.credentials_file).map_err(StartError::Sigv4Credentials)?,
+            );
+            Some((Arc::new(Verifier::new(c, creds.clone())), creds))
+        }
+        None => None,
+    };
     Ok(Snapshot {
         router,
         jwt: Arc::default(),
+        sigv4: sigv4.as_ref().map(|(v, _)| v.clone()),
+        sigv4_credentials: sigv4.map(|(_, c)| c),
     })
 }
 

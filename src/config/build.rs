@@ -315,7 +315,7 @@ impl Builder {
         }
     }
 
-    fn path(&mut self, path: &[Seg], key: &str, v: &Option<String>) -> PathBuf {
+    pub(super) fn path(&mut self, path: &[Seg], key: &str, v: &Option<String>) -> PathBuf {
         self.required(path, key, v)
             .map(|s| resolve(&self.base, s))
             .unwrap_or_default()
@@ -469,6 +469,25 @@ impl Builder {
         let log = self.log(raw.log.as_ref().unwrap_or(&Default::default()));
         let reload = self.reload(raw.reload.as_ref());
         let identity_cache = self.identity_cache(raw.identity_cache.as_ref());
+        let sigv4 = raw
+            .auth
+            .as_ref()
+            .and_then(|a| a.sigv4.as_ref())
+            .map(|s| self.sigv4(s));
+        if sigv4.is_none() {
+            for (i, r) in routes.iter().enumerate() {
+                if r.auth
+                    .iter()
+                    .chain(r.auth_any.iter().flatten())
+                    .any(|a| *a == AuthMethod::Sigv4)
+                {
+                    self.err(
+                        ix(&[Seg::Key("route".into())], i),
+                        "this route uses \"sigv4\" but there is no [auth.sigv4] section",
+                    );
+                }
+            }
+        }
         Config {
             source,
             listeners,
@@ -480,6 +499,7 @@ impl Builder {
             reload,
             identity_cache,
             jwt,
+            sigv4,
         }
     }
 
@@ -760,38 +780,36 @@ impl Builder {
                 ),
             );
         }
-        let auth_names = r.auth.clone().unwrap_or_else(|| vec![d::ROUTE_AUTH.into()]);
-        if auth_names.is_empty() {
-            self.err(
-                k(p, "auth"),
-                "must name at least one method, e.g. [\"mtls\"]",
-            );
-        }
-        let mut auth = Vec::new();
-        for (i, a) in auth_names.iter().enumerate() {
-            match a.as_str() {
-                "mtls" => auth.push(AuthMethod::Mtls),
-                other => match other.strip_prefix("jwt:") {
-                    Some(name) if jwt.iter().any(|j| j.name == name) => {
-                        auth.push(AuthMethod::Jwt(name.to_owned()))
-                    }
-                    Some(name) => self.err(
-                        ix(&k(p, "auth"), i),
-                        format!(
-                            "no [auth.jwt.{name}] section defines the provider \"{other}\" names"
-                        ),
-                    ),
-                    None => self.err(
-                        ix(&k(p, "auth"), i),
-                        format!(
-                            "unknown auth method \"{other}\" (supported: \"mtls\", \"jwt:NAME\")"
-                        ),
-                    ),
-                },
+        let mut auth_any = Vec::new();
+        let auth = match (&r.auth, &r.auth_any) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    k(p, "auth_any"),
+                    "give either `auth` or `auth_any`, not both",
+                );
+                Vec::new()
             }
-        }
+            (None, Some(alts)) => {
+                if alts.is_empty() {
+                    self.err(k(p, "auth_any"), "must list at least one alternative");
+                }
+                for (i, names) in alts.iter().enumerate() {
+                    auth_any.push(self.auth_methods(ix(&k(p, "auth_any"), i), names, jwt));
+                }
+                Vec::new()
+            }
+            (auth, None) => {
+                let names = auth.clone().unwrap_or_else(|| vec![d::ROUTE_AUTH.into()]);
+                self.auth_methods(k(p, "auth"), &names, jwt)
+            }
+        };
         let scopes = r.scopes.clone().unwrap_or_default();
-        if !scopes.is_empty() && !auth.iter().any(|a| matches!(a, AuthMethod::Jwt(_))) {
+        if !scopes.is_empty()
+            && !auth
+                .iter()
+                .chain(auth_any.iter().flatten())
+                .any(|a| matches!(a, AuthMethod::Jwt(_)))
+        {
             self.err(
                 k(p, "scopes"),
                 "scopes are checked against a bearer token: add a \"jwt:NAME\" method to `auth`",
@@ -812,11 +830,12 @@ impl Builder {
                 dns_san: a.dns_san.clone(),
                 subject_cn: a.subject_cn.clone(),
                 issuer_cn: a.issuer_cn.clone(),
+                principal: a.principal.clone(),
             };
             if rule == AllowRule::default() {
                 self.err(
                     ix(&k(p, "allow"), i),
-                    "an entry with no field would allow everyone; give uri_san, dns_san, subject_cn or issuer_cn",
+                    "an entry with no field would allow everyone; give uri_san, dns_san, subject_cn, issuer_cn or principal",
                 );
             }
             allow.push(rule);
@@ -828,10 +847,53 @@ impl Builder {
             methods,
             upstream,
             auth,
+            auth_any,
             allow,
             max_body_size: self.size(k(p, "max_body_size"), &r.max_body_size, d::MAX_BODY_SIZE, 0),
             scopes,
         }
+    }
+
+    /// One list of auth method names (a route's `auth`, or one `auth_any` alternative).
+    fn auth_methods(
+        &mut self,
+        path: KeyPath,
+        names: &[String],
+        jwt: &[JwtConfig],
+    ) -> Vec<AuthMethod> {
+        if names.is_empty() {
+            self.err(
+                path.clone(),
+                "must name at least one method, e.g. [\"mtls\"]",
+            );
+        }
+        if super::sigv4::conflicting_auth(names) {
+            self.err(
+                path.clone(),
+                "a request cannot carry both a bearer token and a SigV4 signature; use auth_any = [[..., \"jwt:NAME\"], [..., \"sigv4\"]] for either-or",
+            );
+        }
+        let mut auth = Vec::new();
+        for (i, a) in names.iter().enumerate() {
+            match a.as_str() {
+                "mtls" => auth.push(AuthMethod::Mtls),
+                "sigv4" => auth.push(AuthMethod::Sigv4),
+                other => match other.strip_prefix("jwt:") {
+                    Some(name) if jwt.iter().any(|j| j.name == name) => {
+                        auth.push(AuthMethod::Jwt(name.to_owned()))
+                    }
+                    Some(name) => self.err(
+                        ix(&path, i),
+                        format!("no [auth.jwt.{name}] section defines the provider \"{other}\" names"),
+                    ),
+                    None => self.err(
+                        ix(&path, i),
+                        format!("unknown auth method \"{other}\" (supported: \"mtls\", \"jwt:NAME\", \"sigv4\")"),
+                    ),
+                },
+            }
+        }
+        auth
     }
 
     /// Two routes with the same name, or the same host, prefix and methods (the second could

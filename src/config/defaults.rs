@@ -36,6 +36,11 @@ pub const ROUTE_PATH_PREFIX: &str = "/";
 pub const ROUTE_AUTH: &str = "mtls";
 pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
 
+pub const SIGV4_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
+pub const SIGV4_MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const SIGV4_MAX_PAYLOAD_BUFFER: u64 = 8 * 1024 * 1024;
+pub const SIGV4_ALLOW_UNSIGNED_PAYLOAD: bool = false;
+
 pub const LOG_LEVEL: &str = "info";
 pub const ACCESS_LOG: &str = "-";
 

@@ -27,6 +27,7 @@ pub struct RawConfig {
 pub struct RawAuth {
     #[serde(default)]
     pub jwt: std::collections::BTreeMap<String, super::jwt::RawJwt>,
+    pub sigv4: Option<super::sigv4::RawSigv4>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +92,8 @@ pub struct RawRoute {
     pub methods: Option<Vec<String>>,
     pub upstream: Option<String>,
     pub auth: Option<Vec<String>>,
+    /// Alternatives: the one whose credentials the request carries is checked.
+    pub auth_any: Option<Vec<Vec<String>>>,
     #[serde(default)]
     pub allow: Vec<RawAllow>,
     pub max_body_size: Option<Size>,
@@ -103,6 +106,7 @@ pub struct RawAllow {
     pub dns_san: Option<String>,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +143,7 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "identity_cache" => of::<RawIdentityCache>(),
         "auth" => of::<RawAuth>(),
         t if t.starts_with("auth.jwt.") => of::<super::jwt::RawJwt>(),
+        "auth.sigv4" => of::<super::sigv4::RawSigv4>(),
         _ => &[],
     }
 }

@@ -14,6 +14,7 @@ pub mod build;
 pub mod defaults;
 pub mod file;
 pub mod jwt;
+pub mod sigv4;
 pub mod units;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ mod tests;
 pub use build::reload::{IdentityCacheConfig, ReloadConfig};
 pub use build::{load, parse, ConfigError, ConfigProblem};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
+pub use sigv4::Sigv4Config;
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct Config {
     pub identity_cache: IdentityCacheConfig,
     /// `[auth.jwt.NAME]` providers, by name order.
     pub jwt: Vec<JwtConfig>,
+    /// `[auth.sigv4]`, when configured.
+    pub sigv4: Option<Sigv4Config>,
 }
 
 impl Config {
@@ -186,6 +190,8 @@ pub struct RouteConfig {
     pub methods: Vec<String>,
     pub upstream: String,
     pub auth: Vec<AuthMethod>,
+    /// `auth_any` alternatives; empty when the route uses `auth`.
+    pub auth_any: Vec<Vec<AuthMethod>>,
     pub allow: Vec<AllowRule>,
     pub max_body_size: u64,
     /// Scopes a bearer token must carry on this route (all of them).
@@ -198,6 +204,8 @@ pub enum AuthMethod {
     Mtls,
     /// A JWT access token validated by the named `[auth.jwt.NAME]` provider.
     Jwt(String),
+    /// An AWS Signature Version 4 (`[auth.sigv4]`).
+    Sigv4,
 }
 
 /// One `[[route.allow]]` entry: every field given must match (glob, `*` any run of characters).
@@ -207,6 +215,8 @@ pub struct AllowRule {
     pub dns_san: Option<String>,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
+    /// The principal name of a SigV4 credential.
+    pub principal: Option<String>,
 }
 
 #[derive(Debug, Clone)]

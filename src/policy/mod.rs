@@ -20,6 +20,7 @@ struct Rule {
     dns_san: Option<Glob>,
     subject_cn: Option<Glob>,
     issuer_cn: Option<Glob>,
+    principal: Option<Glob>,
 }
 
 /// A pattern where `*` matches any run of characters (including none) and everything else
@@ -40,6 +41,7 @@ impl AllowList {
                 dns_san: r.dns_san.as_deref().map(|p| Glob::new(p, true)),
                 subject_cn: r.subject_cn.as_deref().map(|p| Glob::new(p, false)),
                 issuer_cn: r.issuer_cn.as_deref().map(|p| Glob::new(p, false)),
+                principal: r.principal.as_deref().map(|p| Glob::new(p, false)),
             })
             .collect();
         AllowList { rules }
@@ -49,20 +51,41 @@ impl AllowList {
         self.rules.is_empty()
     }
 
-    /// Whether the caller may pass. Without entries everyone may; with entries, a caller
-    /// without a certificate identity never matches.
+    /// Whether the caller may pass. Without entries everyone may; with entries, an entry
+    /// with certificate fields never matches a caller without a certificate identity, and
+    /// one with `principal` never matches a caller without a principal (SigV4).
     pub fn allows(&self, identity: Option<&Identity>) -> bool {
+        self.allows_with(identity, None)
+    }
+
+    /// [`Self::allows`] with the principal name a request-level method (SigV4) proved.
+    pub fn allows_with(&self, identity: Option<&Identity>, principal: Option<&str>) -> bool {
         if self.rules.is_empty() {
             return true;
         }
-        let Some(id) = identity else {
-            return false;
-        };
-        self.rules.iter().any(|r| r.matches(id))
+        self.rules.iter().any(|r| {
+            let principal_ok = r
+                .principal
+                .as_ref()
+                .is_none_or(|g| principal.is_some_and(|p| g.matches(p)));
+            let cert_ok = if r.has_cert_fields() {
+                identity.is_some_and(|id| r.matches(id))
+            } else {
+                true
+            };
+            principal_ok && cert_ok
+        })
     }
 }
 
 impl Rule {
+    fn has_cert_fields(&self) -> bool {
+        self.uri_san.is_some()
+            || self.dns_san.is_some()
+            || self.subject_cn.is_some()
+            || self.issuer_cn.is_some()
+    }
+
     fn matches(&self, id: &Identity) -> bool {
         fn any(g: &Option<Glob>, values: &[String]) -> bool {
             g.as_ref()

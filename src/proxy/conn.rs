@@ -17,6 +17,10 @@ pub const X_CLIENT_SUBJECT: &str = "x-client-subject";
 pub const X_CLIENT_URI_SAN: &str = "x-client-uri-san";
 pub const X_CLIENT_FINGERPRINT: &str = "x-client-fingerprint";
 pub const X_CLIENT_PREFIX: &str = "x-client-";
+/// The principal name, access key id and attributes (JSON) of a verified SigV4 credential.
+pub const X_CLIENT_PRINCIPAL: &str = "x-client-principal";
+pub const X_CLIENT_ACCESS_KEY_ID: &str = "x-client-access-key-id";
+pub const X_CLIENT_ATTRIBUTES: &str = "x-client-attributes";
 
 #[derive(Debug)]
 pub struct ConnInfo {

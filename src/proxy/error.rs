@@ -19,6 +19,8 @@ pub enum ErrorKind {
     BadRequest,
     Unauthenticated,
     Forbidden,
+    /// A SigV4 signature was missing or did not verify (403, AWS error code in the body).
+    SignatureRejected,
     NoRoute,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -33,6 +35,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::SignatureRejected => StatusCode::FORBIDDEN,
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -48,6 +51,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::Forbidden => "forbidden",
+            ErrorKind::SignatureRejected => "signature_rejected",
             ErrorKind::NoRoute => "no_route",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::PayloadTooLarge => "payload_too_large",
@@ -65,6 +69,9 @@ pub struct GatewayError {
     pub message: Cow<'static, str>,
     /// `WWW-Authenticate` challenge to send with a 401/403 (RFC 6750), if any.
     pub challenge: Option<HeaderValue>,
+    /// AWS error code (`SignatureDoesNotMatch`, ...) for SigV4 failures: sent as the JSON
+    /// body's `__type` and the `x-amzn-errortype` header.
+    pub aws_code: Option<&'static str>,
 }
 
 impl GatewayError {
@@ -73,12 +80,28 @@ impl GatewayError {
             kind,
             message: message.into(),
             challenge: None,
+            aws_code: None,
+        }
+    }
+
+    /// A SigV4 failure in AWS's vocabulary.
+    pub fn aws(kind: ErrorKind, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        GatewayError {
+            kind,
+            message: message.into(),
+            aws_code: Some(code),
+            challenge: None,
         }
     }
 
     /// The response: status, `x-portcullis-error`, and `{"error": kind, "message": text}`.
     pub fn to_response(&self) -> Response<Bytes> {
-        let body = serde_json::json!({ "error": self.kind.as_str(), "message": self.message });
+        let body = match self.aws_code {
+            Some(code) => {
+                serde_json::json!({ "__type": code, "message": self.message, "error": self.kind.as_str() })
+            }
+            None => serde_json::json!({ "error": self.kind.as_str(), "message": self.message }),
+        };
         let mut resp = Response::new(Bytes::from(body.to_string()));
         *resp.status_mut() = self.kind.status();
         let headers = resp.headers_mut();
@@ -89,6 +112,9 @@ impl GatewayError {
         headers.insert(ERROR_HEADER, HeaderValue::from_static(self.kind.as_str()));
         if let Some(c) = &self.challenge {
             headers.insert(header::WWW_AUTHENTICATE, c.clone());
+        }
+        if let Some(code) = self.aws_code {
+            headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
         }
         resp
     }

@@ -61,6 +61,15 @@ pub fn rewrite_request(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&H
     }
 }
 
+/// Add the identity a SigV4 signature proved (after [`rewrite_request`] stripped any forged one).
+pub fn set_sigv4_identity(headers: &mut HeaderMap, cred: &crate::auth::sigv4::Credential) {
+    headers.insert(conn::X_CLIENT_PRINCIPAL, cred.principal_header.clone());
+    headers.insert(conn::X_CLIENT_ACCESS_KEY_ID, cred.access_key_header.clone());
+    if let Some(a) = &cred.attributes_header {
+        headers.insert(conn::X_CLIENT_ATTRIBUTES, a.clone());
+    }
+}
+
 /// Remove hop-by-hop headers from a response before it goes back to the client.
 pub fn rewrite_response(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers, false);

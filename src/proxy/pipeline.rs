@@ -7,8 +7,11 @@
 //!    RFC 9112 §6.3; this catches any other way in); the path is normalised ([`path`]), a
 //!    path that cannot be → 400.
 //! 2. **route** ([`route`]) — host + normalised path + method → 404 / 405.
-//! 3. **authenticate** ([`crate::auth`]) — every method the route lists → 401 (403 for a
-//!    bearer token without a scope the route requires).
+//! 3. **authenticate** ([`crate::auth`]) — every method the route lists (for `auth_any`,
+//!    of the alternative whose credentials the request carries) → 401; 403 for a bearer
+//!    token without a scope the route requires; SigV4 → 403 with an AWS error code. Only
+//!    for a SigV4 alternative is the body buffered first (up to `max_payload_buffer`, else
+//!    413): the signature covers its hash. All other routes stream.
 //! 4. **authorize** ([`crate::policy`]) — the route's allow-list → 403.
 //! 5. **forward** ([`headers`], [`upstream`]) — identity headers set, body streamed with the
 //!    route's size limit (413), pooled connection → 502 / 504.
@@ -45,6 +48,10 @@ pub struct Snapshot {
     pub router: Router,
     /// `[auth.jwt.*]` providers (their key sets refresh on their own).
     pub jwt: Arc<auth::jwt::Providers>,
+    /// The `[auth.sigv4]` verifier, when configured.
+    pub sigv4: Option<Arc<auth::sigv4::Verifier>>,
+    /// The credentials file behind it, polled for changes by the server.
+    pub sigv4_credentials: Option<Arc<auth::sigv4::FileCredentials>>,
 }
 
 /// State shared by every connection of a running gateway.
@@ -155,22 +162,82 @@ async fn process(
     rec.route = Some(route.name.clone());
 
     // 3. authenticate
-    let authn = auth::authenticate(
-        &route.auth,
-        &route.scopes,
-        conn,
-        &parts.headers,
-        &snapshot.jwt,
+    let methods = auth::select(&route.auth, &parts.headers, parts.uri.query()).map_err(|e| {
+        rec.reason = e.reason;
+        e.into_gateway_error()
+    })?;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (buffered, incoming) = match (&snapshot.sigv4, auth::needs_body(methods)) {
+        (Some(v), true) => {
+            let limit = v.max_payload_buffer.min(route.max_body_size);
+            if declared.is_some_and(|n| n > limit) {
+                rec.reason = "sigv4_payload_too_large";
+                return Err(too_large());
+            }
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            match Limited::new(incoming, limit).collect().await {
+                Ok(c) => (Some(c.to_bytes()), None),
+                Err(e) if body::is_length_limit(&*e) => {
+                    rec.reason = "sigv4_payload_too_large";
+                    return Err(too_large());
+                }
+                Err(_) => {
+                    return Err(GatewayError::new(
+                        ErrorKind::BadRequest,
+                        "the request body could not be read",
+                    ))
+                }
+            }
+        }
+        _ => (None, Some(incoming)),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let sigv4_req = snapshot.sigv4.as_deref().map(|v| {
+        (
+            v,
+            auth::sigv4::SignedRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                headers: &parts.headers,
+                host: host_value.as_ref(),
+                body: buffered.as_deref().unwrap_or(&[]),
+            },
+        )
+    });
+    let proved = auth::authenticate(
+        methods,
+        &auth::AuthRequest {
+            conn,
+            headers: &parts.headers,
+            scopes: &route.scopes,
+            providers: &snapshot.jwt,
+            sigv4: sigv4_req,
+            now,
+        },
     )
     .await
     .map_err(|e| {
         rec.reason = e.reason;
         e.into_gateway_error()
     })?;
-    rec.token.clone_from(&authn.token);
+    rec.token.clone_from(&proved.token);
+    let sigv4_cred = proved.sigv4.map(|v| v.credential);
+    if let Some(c) = &sigv4_cred {
+        rec.auth = Some("sigv4");
+        rec.principal = Some(c.principal.clone());
+        rec.access_key_id = Some(c.access_key_id.clone());
+    }
 
     // 4. authorize
-    if !route.allow.allows(conn.identity()) {
+    let principal = sigv4_cred.as_ref().map(|c| &*c.principal);
+    if !route.allow.allows_with(conn.identity(), principal) {
         rec.reason = "not_in_allow_list";
         return Err(GatewayError::new(
             ErrorKind::Forbidden,
@@ -179,11 +246,6 @@ async fn process(
     }
 
     // 5. forward
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > route.max_body_size) {
         return Err(too_large());
     }
@@ -195,16 +257,23 @@ async fn process(
     parts.uri = Uri::from(pq);
     headers::rewrite_request(&mut parts.headers, conn, host_value.as_ref());
     snapshot.jwt.strip_forwarded(&mut parts.headers);
-    if let Some(token) = &authn.token {
+    if let Some(token) = &proved.token {
         for (name, value) in &token.forward {
             parts.headers.insert(name.clone(), value.clone());
         }
+    }
+    if let Some(c) = &sigv4_cred {
+        headers::set_sigv4_identity(&mut parts.headers, c);
     }
     if let Some(h) = host_value {
         parts.headers.insert(header::HOST, h);
     }
     let limit = usize::try_from(route.max_body_size).unwrap_or(usize::MAX);
-    let body = Limited::new(incoming, limit).boxed();
+    let body = match (buffered, incoming) {
+        (Some(bytes), _) => body::full(bytes),
+        (None, Some(incoming)) => Limited::new(incoming, limit).boxed(),
+        (None, None) => body::empty(),
+    };
     rec.upstream = Some(route.upstream.name.clone());
     let mut resp = route
         .upstream

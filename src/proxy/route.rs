@@ -22,7 +22,8 @@ pub struct Route {
     /// `None` = any method.
     pub methods: Option<Vec<Method>>,
     pub upstream: Arc<Upstream>,
-    pub auth: Vec<AuthMethod>,
+    /// The alternatives: one list from `auth`, or the `auth_any` lists.
+    pub auth: Vec<Vec<AuthMethod>>,
     pub allow: AllowList,
     pub max_body_size: u64,
     /// Scopes a bearer token must carry (checked by the `jwt` method).
@@ -83,7 +84,11 @@ impl Router {
                 path_prefix: rc.path_prefix.clone(),
                 methods,
                 upstream,
-                auth: rc.auth.clone(),
+                auth: if rc.auth_any.is_empty() {
+                    vec![rc.auth.clone()]
+                } else {
+                    rc.auth_any.clone()
+                },
                 allow: AllowList::new(&rc.allow),
                 max_body_size: rc.max_body_size,
                 scopes: rc.scopes.clone(),
@@ -193,6 +198,7 @@ mod tests {
             methods: methods.iter().map(|m| m.to_string()).collect(),
             upstream: "u".into(),
             auth: vec![AuthMethod::Mtls],
+            auth_any: vec![],
             allow: vec![],
             max_body_size: 1024,
             scopes: vec![],

@@ -250,7 +250,14 @@ impl Reloader {
                 let mut snapshot = snapshot;
                 // JWT providers run their own JWKS refresh tasks, started once with the
                 // gateway; a reload keeps them (a changed [auth.jwt] needs a restart).
-                snapshot.jwt = self.shared.snapshot.load().jwt.clone();
+                let old = self.shared.snapshot.load();
+                snapshot.jwt = old.jwt.clone();
+                // Likewise the SigV4 credentials, watched by a task started with the gateway
+                // (the file itself hot-reloads; a changed [auth.sigv4] needs a restart).
+                snapshot.sigv4.clone_from(&old.sigv4);
+                snapshot
+                    .sigv4_credentials
+                    .clone_from(&old.sigv4_credentials);
                 self.shared.snapshot.store(Arc::new(snapshot));
                 loaded.config = config;
                 loaded.generation = generation;
@@ -359,6 +366,9 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     }
     if format!("{:?}", old.jwt) != format!("{:?}", new.jwt) {
         out.push("auth.jwt".to_owned());
+    }
+    if format!("{:?}", old.sigv4) != format!("{:?}", new.sigv4) {
+        out.push("auth.sigv4".to_owned());
     }
     out
 }

@@ -91,6 +91,10 @@ pub struct AccessRecord {
     pub reason: &'static str,
     /// The bearer token's claims, when a `jwt` method authenticated the request.
     pub token: Option<Arc<crate::auth::jwt::Verified>>,
+    /// How the request authenticated beyond mTLS (`sigv4`), and as whom.
+    pub auth: Option<&'static str>,
+    pub principal: Option<Arc<str>>,
+    pub access_key_id: Option<Arc<str>>,
 }
 
 impl AccessRecord {
@@ -107,6 +111,9 @@ impl AccessRecord {
             status: 0,
             reason: "",
             token: None,
+            auth: None,
+            principal: None,
+            access_key_id: None,
         }
     }
 
@@ -132,6 +139,9 @@ impl AccessRecord {
             "client_id": self.token.as_ref().and_then(|t| t.client_id.as_deref()),
             "sub": self.token.as_ref().and_then(|t| t.sub.as_deref()),
             "scopes": self.token.as_ref().map(|t| t.scopes.join(" ")),
+            "auth": self.auth,
+            "principal": self.principal.as_deref(),
+            "access_key_id": self.access_key_id.as_deref(),
             "complete": complete,
         })
         .to_string()

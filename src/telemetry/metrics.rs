@@ -50,3 +50,11 @@ pub const AUTH_JWT_CACHE_MISSES_TOTAL: &str = "portcullis_auth_jwt_cache_misses_
 /// JWKS fetches and file reloads by `provider`, `trigger` (`schedule` | `kid_miss` | `file`)
 /// and `result` (`updated` | `not_modified` | `invalid` | `failed`).
 pub const AUTH_JWKS_FETCHES_TOTAL: &str = "portcullis_auth_jwks_fetches_total";
+/// SigV4 verifications by `result` (`ok` | `refused`) and `reason` (a fixed `sigv4_*` label).
+pub const SIGV4_VERIFICATIONS_TOTAL: &str = "portcullis_auth_sigv4_verifications_total";
+/// SigV4 signing keys found in the per-scope cache.
+pub const SIGV4_KEY_CACHE_HITS_TOTAL: &str = "portcullis_auth_sigv4_key_cache_hits_total";
+/// SigV4 signing keys derived (not cached, or the secret changed).
+pub const SIGV4_KEY_CACHE_MISSES_TOTAL: &str = "portcullis_auth_sigv4_key_cache_misses_total";
+/// Credentials-file reloads by `result` (`ok` | `error`).
+pub const SIGV4_CREDENTIAL_RELOADS_TOTAL: &str = "portcullis_auth_sigv4_credential_reloads_total";

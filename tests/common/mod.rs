@@ -107,6 +107,16 @@ pub async fn start(pki: &TestPki, spec: Spec<'_>) -> TestGateway {
 }
 
 impl TestGateway {
+    /// Wrap a gateway started by the test itself from a config in `dir`.
+    pub fn from_parts(running: Running, dir: tempfile::TempDir) -> TestGateway {
+        TestGateway {
+            addr: running.listeners[0],
+            admin: running.admin,
+            dir,
+            running: Some(running),
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;

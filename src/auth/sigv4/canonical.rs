@@ -1,0 +1,229 @@
+//! The canonical request and string to sign, exactly as AWS builds them for non-S3
+//! services (the "Create a canonical request" steps of the SigV4 documentation).
+//!
+//! - path: dot segments resolved and empty segments removed, then every byte except the
+//!   unreserved set and `/` percent-encoded. The path as received is already encoded once by
+//!   the client, so this is the second encoding AWS asks for (`%20` becomes `%2520`).
+//! - query: each `name=value` decoded then encoded with the strict unreserved set, sorted by
+//!   encoded name then value; a presigned URL's `X-Amz-Signature` is left out.
+//! - headers: names lowercased, values trimmed with inner runs of spaces collapsed, repeated
+//!   headers joined with `,`, only the signed ones, in the signed-headers order (sorted).
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of the empty string, the payload hash of a request without a body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+
+/// Percent-encode `bytes` into `out`: everything but `A-Z a-z 0-9 - _ . ~` (and `/` when
+/// `keep_slash`), uppercase hex.
+pub fn uri_encode(bytes: &[u8], keep_slash: bool, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+}
+
+/// Decode `%XX` escapes; a `%` not followed by two hex digits stays as it is.
+pub fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The canonical URI of a raw request path (as received).
+pub fn canonical_uri(raw_path: &str) -> String {
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in raw_path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    let trailing = raw_path.ends_with('/') && !segs.is_empty();
+    let mut out = String::with_capacity(raw_path.len() + 8);
+    out.push('/');
+    for (i, s) in segs.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        uri_encode(s.as_bytes(), false, &mut out);
+    }
+    if trailing {
+        out.push('/');
+    }
+    out
+}
+
+/// The canonical query string of a raw query (without the `?`). With `presigned`, the
+/// `X-Amz-Signature` parameter is left out.
+pub fn canonical_query(raw_query: &str, presigned: bool, omit_token: bool) -> String {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for part in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let mut key = String::with_capacity(k.len());
+        uri_encode(&percent_decode(k), false, &mut key);
+        if presigned && (key == "X-Amz-Signature" || (omit_token && key == "X-Amz-Security-Token"))
+        {
+            continue;
+        }
+        let mut value = String::with_capacity(v.len());
+        uri_encode(&percent_decode(v), false, &mut value);
+        pairs.push((key, value));
+    }
+    pairs.sort_unstable();
+    let mut out = String::with_capacity(raw_query.len() + 16);
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// Append a header value trimmed, with inner runs of whitespace collapsed to one space.
+pub fn push_trimmed(value: &[u8], out: &mut Vec<u8>) {
+    let mut space = false;
+    let mut any = false;
+    for &b in value {
+        if b == b' ' || b == b'\t' || b == b'\r' || b == b'\n' {
+            space = true;
+        } else {
+            if space && any {
+                out.push(b' ');
+            }
+            space = false;
+            any = true;
+            out.push(b);
+        }
+    }
+}
+
+/// Everything the canonical request is built from.
+pub struct RequestParts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub presigned: bool,
+    /// Presigned: leave X-Amz-Security-Token out too (a token appended after signing).
+    pub omit_token: bool,
+    /// The signed header names, lowercase and sorted, each with its values in request order.
+    pub headers: &'a [(&'a str, Vec<&'a [u8]>)],
+    pub payload_hash: &'a str,
+}
+
+/// The canonical request, as bytes (header values may hold any visible octets).
+pub fn canonical_request(p: &RequestParts<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(p.method.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(canonical_uri(p.path).as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(canonical_query(p.query, p.presigned, p.omit_token).as_bytes());
+    out.push(b'\n');
+    for (name, values) in p.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_trimmed(v, &mut out);
+        }
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    for (i, (name, _)) in p.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b';');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.push(b'\n');
+    out.extend_from_slice(p.payload_hash.as_bytes());
+    out
+}
+
+/// `AWS4-HMAC-SHA256 \n amz-date \n scope \n hex(sha256(canonical request))`.
+pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
+    let hash = hex::encode(Sha256::digest(canonical_request));
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_is_normalised_and_encoded_twice() {
+        assert_eq!(canonical_uri("/"), "/");
+        assert_eq!(canonical_uri(""), "/");
+        assert_eq!(canonical_uri("//example//"), "/example/");
+        assert_eq!(canonical_uri("/example1/example2/../.."), "/");
+        assert_eq!(canonical_uri("/./example/./"), "/example/");
+        assert_eq!(canonical_uri("/example%20space/"), "/example%2520space/");
+        assert_eq!(canonical_uri("/a b"), "/a%20b");
+    }
+
+    #[test]
+    fn query_is_decoded_encoded_and_sorted() {
+        assert_eq!(canonical_query("b=2&a=2&a=1", false, false), "a=1&a=2&b=2");
+        assert_eq!(canonical_query("Param1", false, false), "Param1=");
+        assert_eq!(
+            canonical_query("k=a%2fb&x=%7E", false, false),
+            "k=a%2Fb&x=~"
+        );
+        assert_eq!(
+            canonical_query("X-Amz-Signature=abc&a=1", true, false),
+            "a=1"
+        );
+    }
+
+    #[test]
+    fn header_values_are_trimmed_and_collapsed() {
+        let mut v = Vec::new();
+        push_trimmed(b"  a   b \t c  ", &mut v);
+        assert_eq!(v, b"a b c");
+    }
+
+    #[test]
+    fn percent_decode_keeps_bad_escapes() {
+        assert_eq!(percent_decode("%41%zz%4"), b"A%zz%4");
+    }
+}

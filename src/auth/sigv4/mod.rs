@@ -1,0 +1,670 @@
+//! The `sigv4` method: the request carries an AWS Signature Version 4 made with a secret
+//! key that portcullis knows (see [`credentials`]).
+//!
+//! Runs in the authenticate phase, after the pipeline has buffered the body (up to
+//! `max_payload_buffer`; larger signed bodies were refused with 413 before this). Both the
+//! `Authorization: AWS4-HMAC-SHA256 ...` header form and the presigned-URL form
+//! (`X-Amz-Algorithm`, ...) are accepted; a request mixing them is refused. Failures are
+//! 403 with AWS's error code ([`Sigv4Error::code`]) and a fixed reason label
+//! ([`Sigv4Error::reason`]) for logs and metrics; a mismatch never reveals the expected
+//! signature.
+//!
+//! Hot path: the signing key (four HMACs) is cached per (access key, date, region,
+//! service) — the credential scope — and checked against the current secret on every hit,
+//! so a rotated key never verifies with a stale cache entry.
+
+pub mod canonical;
+pub mod credentials;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hmac::{KeyInit, Mac};
+use http::{HeaderMap, HeaderValue};
+use sha2::{Digest, Sha256};
+
+use self::canonical::{RequestParts, ALGORITHM};
+pub use self::credentials::{Credential, CredentialSource, FileCredentials, LookupError};
+use crate::config::Sigv4Config;
+use crate::telemetry::metrics as m;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// Presigned URLs may not live longer than this, whatever the config says (AWS's limit).
+pub const MAX_PRESIGN_EXPIRY_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Signing-key cache entries kept before the cache is cleared (keys change daily anyway).
+const KEY_CACHE_MAX: usize = 4_096;
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+const SECURITY_TOKEN: &str = "x-amz-security-token";
+
+/// Why a signed request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sigv4Error {
+    /// Neither an `AWS4-HMAC-SHA256` authorization header nor a presigned query.
+    Missing,
+    /// Both the header form and presigned query parameters.
+    MixedForms,
+    /// The authorization header or presigned parameters are malformed or incomplete.
+    Malformed(&'static str),
+    /// A header that must be signed (`host`, an `x-amz-*`) is not in SignedHeaders.
+    UnsignedHeader,
+    /// A header named in SignedHeaders is not in the request.
+    SignedHeaderMissing,
+    /// No usable date, or it differs from the credential scope's date.
+    BadDate,
+    /// The scope's region or service is not one this gateway accepts.
+    BadScope,
+    /// Outside `max_skew`, or a presigned URL past its expiry.
+    Expired,
+    /// `X-Amz-Expires` above `max_presign_expiry`.
+    ExpiryTooLong,
+    UnknownKey,
+    InvalidToken,
+    /// `UNSIGNED-PAYLOAD` while `allow_unsigned_payload = false`.
+    UnsignedPayload,
+    /// `x-amz-content-sha256` is not the hash of the body.
+    PayloadHashMismatch,
+    SignatureMismatch,
+}
+
+impl Sigv4Error {
+    /// The error code in AWS's vocabulary (the JSON body's `__type`).
+    pub fn code(self) -> &'static str {
+        use Sigv4Error as E;
+        match self {
+            E::Missing => "MissingAuthenticationToken",
+            E::MixedForms | E::Malformed(_) | E::UnsignedHeader | E::SignedHeaderMissing => {
+                "IncompleteSignature"
+            }
+            E::BadDate
+            | E::BadScope
+            | E::ExpiryTooLong
+            | E::UnsignedPayload
+            | E::PayloadHashMismatch => "InvalidSignatureException",
+            E::Expired => "RequestExpired",
+            E::UnknownKey | E::InvalidToken => "InvalidClientTokenId",
+            E::SignatureMismatch => "SignatureDoesNotMatch",
+        }
+    }
+
+    /// The fixed label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        use Sigv4Error as E;
+        match self {
+            E::Missing => "sigv4_missing",
+            E::MixedForms => "sigv4_mixed_forms",
+            E::Malformed(r) => r,
+            E::UnsignedHeader => "sigv4_header_not_signed",
+            E::SignedHeaderMissing => "sigv4_signed_header_missing",
+            E::BadDate => "sigv4_bad_date",
+            E::BadScope => "sigv4_bad_scope",
+            E::Expired => "sigv4_expired",
+            E::ExpiryTooLong => "sigv4_expiry_too_long",
+            E::UnknownKey => "sigv4_unknown_access_key",
+            E::InvalidToken => "sigv4_invalid_session_token",
+            E::UnsignedPayload => "sigv4_unsigned_payload",
+            E::PayloadHashMismatch => "sigv4_payload_hash_mismatch",
+            E::SignatureMismatch => "sigv4_signature_mismatch",
+        }
+    }
+
+    /// A message safe to show the client.
+    pub fn message(self) -> &'static str {
+        use Sigv4Error as E;
+        match self {
+            E::Missing => "Missing Authentication Token",
+            E::MixedForms => "Only one auth mechanism allowed; a request must not carry both an Authorization header and X-Amz-Algorithm query parameters",
+            E::Malformed(_) => "The authorization header or presigned query parameters are malformed or incomplete",
+            E::UnsignedHeader => "The host header and every x-amz-* header (except x-amz-security-token) must be signed",
+            E::SignedHeaderMissing => "A header named in SignedHeaders is not in the request",
+            E::BadDate => "The request date is missing, malformed, or differs from the credential scope date",
+            E::BadScope => "Credential should be scoped to a valid region and service",
+            E::Expired => "Signature expired or not yet valid",
+            E::ExpiryTooLong => "X-Amz-Expires is longer than this gateway allows",
+            E::UnknownKey => "The security token included in the request is invalid",
+            E::InvalidToken => "The security token included in the request is invalid",
+            E::UnsignedPayload => "UNSIGNED-PAYLOAD is not accepted here; sign the payload",
+            E::PayloadHashMismatch => "x-amz-content-sha256 does not match the request body",
+            E::SignatureMismatch => "The request signature we calculated does not match the signature you provided",
+        }
+    }
+}
+
+/// Which form the request was signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Header,
+    Presigned,
+}
+
+/// What the verifier needs to see of a request.
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    /// Path and query exactly as received (still percent-encoded by the client).
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    /// The request's host: `Host`, or HTTP/2 `:authority`.
+    pub host: Option<&'a HeaderValue>,
+    /// The body, buffered by the pipeline.
+    pub body: &'a [u8],
+}
+
+/// A request whose signature verified.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub credential: Arc<Credential>,
+    pub form: Form,
+}
+
+/// The sigv4 verifier of one configuration: settings, credential source, key cache.
+#[derive(Debug)]
+pub struct Verifier {
+    regions: Vec<String>,
+    services: Vec<String>,
+    max_skew: u64,
+    max_presign_expiry: u64,
+    allow_unsigned_payload: bool,
+    pub max_payload_buffer: u64,
+    source: Arc<dyn CredentialSource>,
+    /// Credential scope "AKID/date/region/service" → (secret it was derived from, key).
+    /// Read lock-free on every request; copied and swapped on a miss (once per key, scope
+    /// and day), so the hot path never takes a lock.
+    key_cache: ArcSwap<HashMap<String, CachedKey>>,
+}
+
+/// A cached signing key and the secret it was derived from.
+type CachedKey = (Arc<str>, [u8; 32]);
+
+/// A request ready for the signature comparison.
+pub(crate) struct Built {
+    pub form: Form,
+    pub has_token: bool,
+    pub credential: Arc<Credential>,
+    /// Read by the conformance tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub canonical_request: Vec<u8>,
+    pub string_to_sign: String,
+    /// "AKID/date/region/service": the signing-key cache key.
+    pub scope_key: String,
+    pub signature: Vec<u8>,
+}
+
+/// The parsed signature fields of either form.
+struct Auth<'a> {
+    form: Form,
+    /// "AKID/YYYYMMDD/region/service/aws4_request"
+    credential: std::borrow::Cow<'a, str>,
+    signed_headers: std::borrow::Cow<'a, str>,
+    signature: std::borrow::Cow<'a, str>,
+    /// Presigned: X-Amz-Date and X-Amz-Expires, X-Amz-Security-Token.
+    date: Option<String>,
+    expires: Option<String>,
+    token: Option<String>,
+}
+
+/// Whether the request carries SigV4 credentials of either form (used to pick an
+/// `auth_any` alternative).
+pub fn carries_sigv4(headers: &HeaderMap, query: Option<&str>) -> bool {
+    has_auth_header(headers) || query.is_some_and(has_presign_params)
+}
+
+fn has_auth_header(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(ALGORITHM.as_bytes()))
+}
+
+fn has_presign_params(query: &str) -> bool {
+    query.split('&').any(|p| {
+        let k = p.split_once('=').map_or(p, |(k, _)| k);
+        k.eq_ignore_ascii_case("X-Amz-Algorithm")
+            || k.eq_ignore_ascii_case("X-Amz-Signature")
+            || k.eq_ignore_ascii_case("X-Amz-Credential")
+    })
+}
+
+impl Verifier {
+    pub fn new(config: &Sigv4Config, source: Arc<dyn CredentialSource>) -> Verifier {
+        Verifier {
+            regions: config.regions.clone(),
+            services: config.services.clone(),
+            max_skew: config.max_skew.as_secs(),
+            max_presign_expiry: config.max_presign_expiry.as_secs(),
+            allow_unsigned_payload: config.allow_unsigned_payload,
+            max_payload_buffer: config.max_payload_buffer,
+            source,
+            key_cache: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    /// Verify `req` at `now` (seconds since the Unix epoch), counting the outcome.
+    pub fn verify(&self, req: &SignedRequest<'_>, now: i64) -> Result<Verified, Sigv4Error> {
+        let r = self.check(req, now);
+        let (result, reason) = match &r {
+            Ok(_) => ("ok", "ok"),
+            Err(e) => ("refused", e.reason()),
+        };
+        metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => result, "reason" => reason)
+            .increment(1);
+        r
+    }
+
+    fn check(&self, req: &SignedRequest<'_>, now: i64) -> Result<Verified, Sigv4Error> {
+        let b = self.build(req, now, false)?;
+        if self.signature_matches(&b) {
+            return Ok(Verified {
+                credential: b.credential,
+                form: b.form,
+            });
+        }
+        // AWS accepts a presigned URL whose X-Amz-Security-Token was appended after signing
+        // (the suite's post-sts-header-after); only then is the second canonical form built.
+        if b.form == Form::Presigned && b.has_token {
+            let b = self.build(req, now, true)?;
+            if self.signature_matches(&b) {
+                return Ok(Verified {
+                    credential: b.credential,
+                    form: b.form,
+                });
+            }
+        }
+        Err(Sigv4Error::SignatureMismatch)
+    }
+
+    fn signature_matches(&self, b: &Built) -> bool {
+        let key = self.signing_key(&b.scope_key, &b.credential.secret_access_key);
+        let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(&key) else {
+            return false;
+        };
+        mac.update(b.string_to_sign.as_bytes());
+        // Constant-time comparison.
+        mac.verify_slice(&b.signature).is_ok()
+    }
+
+    /// Everything up to the signature comparison: the checks, the credential, the
+    /// canonical request and the string to sign.
+    /// With `omit_token`, a presigned URL's X-Amz-Security-Token is left out of the
+    /// canonical query.
+    pub(crate) fn build(
+        &self,
+        req: &SignedRequest<'_>,
+        now: i64,
+        omit_token: bool,
+    ) -> Result<Built, Sigv4Error> {
+        let auth = parse_auth(req)?;
+        // Credential scope.
+        let mut parts = auth.credential.splitn(5, '/');
+        let (Some(akid), Some(sdate), Some(region), Some(service), Some(term)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(Sigv4Error::Malformed("sigv4_bad_credential"));
+        };
+        if akid.is_empty() || term != "aws4_request" || sdate.len() != 8 {
+            return Err(Sigv4Error::Malformed("sigv4_bad_credential"));
+        }
+        if !self.regions.iter().any(|r| r == region) || !self.services.iter().any(|s| s == service)
+        {
+            return Err(Sigv4Error::BadScope);
+        }
+
+        // Date and time window.
+        let (amz_date, t) = match auth.form {
+            Form::Presigned => {
+                let d = auth
+                    .date
+                    .as_deref()
+                    .ok_or(Sigv4Error::Malformed("sigv4_incomplete"))?;
+                (d.to_owned(), parse_amz_date(d).ok_or(Sigv4Error::BadDate)?)
+            }
+            Form::Header => header_date(req.headers)?,
+        };
+        if !amz_date.starts_with(sdate) {
+            return Err(Sigv4Error::BadDate);
+        }
+        let skew = self.max_skew as i64;
+        match auth.form {
+            Form::Header => {
+                if (now - t).abs() > skew {
+                    return Err(Sigv4Error::Expired);
+                }
+            }
+            Form::Presigned => {
+                let exp: u64 = auth
+                    .expires
+                    .as_deref()
+                    .and_then(|e| e.parse().ok())
+                    .ok_or(Sigv4Error::Malformed("sigv4_bad_expires"))?;
+                if exp > self.max_presign_expiry {
+                    return Err(Sigv4Error::ExpiryTooLong);
+                }
+                if now < t - skew || now > t + exp as i64 {
+                    return Err(Sigv4Error::Expired);
+                }
+            }
+        }
+
+        // Signed headers: lowercase, sorted, unique; host and every x-amz-* among them.
+        let signed: Vec<&str> = auth.signed_headers.split(';').collect();
+        if signed
+            .iter()
+            .any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
+            || signed.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(Sigv4Error::Malformed("sigv4_bad_signed_headers"));
+        }
+        if !signed.contains(&"host") {
+            return Err(Sigv4Error::UnsignedHeader);
+        }
+        for name in req.headers.keys() {
+            let n = name.as_str();
+            if n.starts_with("x-amz-") && n != SECURITY_TOKEN && signed.binary_search(&n).is_err() {
+                return Err(Sigv4Error::UnsignedHeader);
+            }
+        }
+        if auth.form == Form::Header
+            && req.headers.get("x-amz-date").is_none()
+            && !signed.contains(&"date")
+        {
+            return Err(Sigv4Error::UnsignedHeader);
+        }
+        let mut headers: Vec<(&str, Vec<&[u8]>)> = Vec::with_capacity(signed.len());
+        for name in &signed {
+            let values: Vec<&[u8]> = if *name == "host" {
+                req.host
+                    .or_else(|| req.headers.get(http::header::HOST))
+                    .map(|v| vec![v.as_bytes()])
+                    .unwrap_or_default()
+            } else {
+                req.headers
+                    .get_all(*name)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect()
+            };
+            if values.is_empty() {
+                return Err(Sigv4Error::SignedHeaderMissing);
+            }
+            headers.push((name, values));
+        }
+
+        // Payload.
+        let body_hash = if req.body.is_empty() {
+            canonical::EMPTY_SHA256.to_owned()
+        } else {
+            hex::encode(Sha256::digest(req.body))
+        };
+        let payload_hash = match req
+            .headers
+            .get("x-amz-content-sha256")
+            .map(HeaderValue::as_bytes)
+        {
+            Some(v) if v == UNSIGNED_PAYLOAD.as_bytes() => {
+                if !self.allow_unsigned_payload {
+                    return Err(Sigv4Error::UnsignedPayload);
+                }
+                UNSIGNED_PAYLOAD.to_owned()
+            }
+            Some(v) if !v.eq_ignore_ascii_case(body_hash.as_bytes()) => {
+                return Err(Sigv4Error::PayloadHashMismatch)
+            }
+            _ => body_hash,
+        };
+
+        let signature = hex::decode(auth.signature.as_bytes())
+            .ok()
+            .filter(|s| s.len() == 32)
+            .ok_or(Sigv4Error::Malformed("sigv4_bad_signature_format"))?;
+
+        // Credentials.
+        let token = match auth.form {
+            Form::Presigned => auth.token.clone(),
+            Form::Header => req
+                .headers
+                .get(SECURITY_TOKEN)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        };
+        let credential = self
+            .source
+            .lookup(akid, token.as_deref())
+            .map_err(|e| match e {
+                LookupError::UnknownKey => Sigv4Error::UnknownKey,
+                LookupError::InvalidToken => Sigv4Error::InvalidToken,
+            })?;
+
+        let creq = canonical::canonical_request(&RequestParts {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            presigned: auth.form == Form::Presigned,
+            omit_token,
+            headers: &headers,
+            payload_hash: &payload_hash,
+        });
+        let scope = &auth.credential[akid.len() + 1..];
+        let string_to_sign = canonical::string_to_sign(&amz_date, scope, &creq);
+        let scope_key = auth.credential[..auth.credential.len() - "/aws4_request".len()].to_owned();
+        Ok(Built {
+            has_token: token.is_some(),
+            form: auth.form,
+            credential,
+            canonical_request: creq,
+            string_to_sign,
+            scope_key,
+            signature,
+        })
+    }
+
+    /// The signing key of a scope, from the cache when the secret is unchanged.
+    fn signing_key(&self, scope_key: &str, secret: &Arc<str>) -> [u8; 32] {
+        if let Some((s, k)) = self.key_cache.load().get(scope_key) {
+            if s == secret {
+                metrics::counter!(m::SIGV4_KEY_CACHE_HITS_TOTAL).increment(1);
+                return *k;
+            }
+        }
+        metrics::counter!(m::SIGV4_KEY_CACHE_MISSES_TOTAL).increment(1);
+        let mut it = scope_key.splitn(4, '/').skip(1);
+        let (date, region, service) = (
+            it.next().unwrap_or_default(),
+            it.next().unwrap_or_default(),
+            it.next().unwrap_or_default(),
+        );
+        let key = derive_signing_key(secret, date, region, service);
+        self.key_cache.rcu(|cache| {
+            let mut next = if cache.len() >= KEY_CACHE_MAX {
+                HashMap::new()
+            } else {
+                HashMap::clone(cache)
+            };
+            next.insert(scope_key.to_owned(), (secret.clone(), key));
+            next
+        });
+        key
+    }
+}
+
+/// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request").
+pub fn derive_signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+        // HMAC takes keys of any length: new_from_slice cannot fail here.
+        let mut mac = match <HmacSha256 as KeyInit>::new_from_slice(key) {
+            Ok(m) => m,
+            Err(_) => return [0; 32],
+        };
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
+    }
+    let mut k = Vec::with_capacity(4 + secret.len());
+    k.extend_from_slice(b"AWS4");
+    k.extend_from_slice(secret.as_bytes());
+    let k = hmac(&k, date.as_bytes());
+    let k = hmac(&k, region.as_bytes());
+    let k = hmac(&k, service.as_bytes());
+    hmac(&k, b"aws4_request")
+}
+
+/// Hex HMAC-SHA256 of a string to sign with a signing key (for signers and tests).
+pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
+    let mut mac = match <HmacSha256 as KeyInit>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(string_to_sign.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn parse_auth<'a>(req: &SignedRequest<'a>) -> Result<Auth<'a>, Sigv4Error> {
+    use std::borrow::Cow;
+    let header = has_auth_header(req.headers);
+    let presigned = has_presign_params(req.query);
+    match (header, presigned) {
+        (true, true) => Err(Sigv4Error::MixedForms),
+        (false, false) => Err(Sigv4Error::Missing),
+        (true, false) => {
+            let v = req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(Sigv4Error::Malformed("sigv4_bad_authorization"))?;
+            let rest = v[ALGORITHM.len()..]
+                .strip_prefix(' ')
+                .ok_or(Sigv4Error::Malformed("sigv4_bad_authorization"))?;
+            let (mut cred, mut sh, mut sig) = (None, None, None);
+            for field in rest.split(',') {
+                let (k, val) = field
+                    .trim()
+                    .split_once('=')
+                    .ok_or(Sigv4Error::Malformed("sigv4_bad_authorization"))?;
+                let slot = match k {
+                    "Credential" => &mut cred,
+                    "SignedHeaders" => &mut sh,
+                    "Signature" => &mut sig,
+                    _ => return Err(Sigv4Error::Malformed("sigv4_bad_authorization")),
+                };
+                if slot.replace(val).is_some() {
+                    return Err(Sigv4Error::Malformed("sigv4_bad_authorization"));
+                }
+            }
+            match (cred, sh, sig) {
+                (Some(c), Some(h), Some(s)) => Ok(Auth {
+                    form: Form::Header,
+                    credential: Cow::Borrowed(c),
+                    signed_headers: Cow::Borrowed(h),
+                    signature: Cow::Borrowed(s),
+                    date: None,
+                    expires: None,
+                    token: None,
+                }),
+                _ => Err(Sigv4Error::Malformed("sigv4_incomplete")),
+            }
+        }
+        (false, true) => {
+            let mut fields: [Option<String>; 7] = Default::default();
+            const NAMES: [&str; 7] = [
+                "X-Amz-Algorithm",
+                "X-Amz-Credential",
+                "X-Amz-Date",
+                "X-Amz-Expires",
+                "X-Amz-SignedHeaders",
+                "X-Amz-Signature",
+                "X-Amz-Security-Token",
+            ];
+            for p in req.query.split('&') {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                if let Some(i) = NAMES.iter().position(|n| *n == k) {
+                    let v = String::from_utf8(canonical::percent_decode(v))
+                        .map_err(|_| Sigv4Error::Malformed("sigv4_bad_query"))?;
+                    if fields[i].replace(v).is_some() {
+                        return Err(Sigv4Error::Malformed("sigv4_bad_query"));
+                    }
+                }
+            }
+            let [alg, cred, date, expires, sh, sig, token] = fields;
+            if alg.as_deref() != Some(ALGORITHM) {
+                return Err(Sigv4Error::Malformed("sigv4_bad_algorithm"));
+            }
+            match (cred, date, expires, sh, sig) {
+                (Some(c), Some(d), Some(e), Some(h), Some(s)) => Ok(Auth {
+                    form: Form::Presigned,
+                    credential: Cow::Owned(c),
+                    signed_headers: Cow::Owned(h),
+                    signature: Cow::Owned(s),
+                    date: Some(d),
+                    expires: Some(e),
+                    token,
+                }),
+                _ => Err(Sigv4Error::Malformed("sigv4_incomplete")),
+            }
+        }
+    }
+}
+
+/// The header form's date: `x-amz-date` (ISO 8601 basic) or else `date` (same, or an HTTP
+/// date). Returns the ISO 8601 basic text used in the string to sign, and its Unix time.
+fn header_date(headers: &HeaderMap) -> Result<(String, i64), Sigv4Error> {
+    if let Some(v) = headers.get("x-amz-date") {
+        let s = v.to_str().map_err(|_| Sigv4Error::BadDate)?;
+        let t = parse_amz_date(s).ok_or(Sigv4Error::BadDate)?;
+        return Ok((s.to_owned(), t));
+    }
+    let v = headers.get(http::header::DATE).ok_or(Sigv4Error::BadDate)?;
+    let s = v.to_str().map_err(|_| Sigv4Error::BadDate)?;
+    if let Some(t) = parse_amz_date(s) {
+        return Ok((s.to_owned(), t));
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822)
+        .map_err(|_| Sigv4Error::BadDate)?;
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    Ok((text, t.unix_timestamp()))
+}
+
+/// `YYYYMMDDTHHMMSSZ` → Unix seconds.
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let month = time::Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(num(0..4)?).ok()?,
+        month,
+        u8::try_from(num(6..8)?).ok()?,
+    )
+    .ok()?;
+    let tm = time::Time::from_hms(
+        u8::try_from(num(9..11)?).ok()?,
+        u8::try_from(num(11..13)?).ok()?,
+        u8::try_from(num(13..15)?).ok()?,
+    )
+    .ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, tm)
+            .assume_utc()
+            .unix_timestamp(),
+    )
+}
+
+#[cfg(test)]
+mod tests;
