@@ -7,6 +7,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other member must be present for the manifest to load.
+COPY loadtest ./loadtest
 COPY configs ./configs
 RUN cargo build --release --locked --bin portcullis
 
