@@ -22,6 +22,7 @@ WORKERS=${WORKERS:-2}      # proxy worker processes / threads, the same for all 
 CLIENT_THREADS=${CLIENT_THREADS:-1}
 WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
 PROXIES=${PROXIES:-"nginx haproxy portcullis"}
+MEASURES=${MEASURES:-"keepalive full resume idle"}   # a subset reruns only those figures
 OUT="$WORK/results"
 mkdir -p "$OUT"
 
@@ -103,6 +104,7 @@ start_proxy() {
   sleep 1.5
   kill -0 "$PROXY_PID" || { echo "$1 did not start"; exit 1; }
 }
+has() { case " $MEASURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 port_of() { case $1 in nginx) echo 18443 ;; haproxy) echo 18444 ;; portcullis) echo 18445 ;; esac; }
 
 # One timed harness run with the proxy's CPU accounted: writes NAME.json (+ proxy_cpu_s).
@@ -129,11 +131,14 @@ for proxy in $PROXIES; do
   # warm-up: connections, upstream pool, caches
   "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -c "$CONNS" -d 1s -q > /dev/null
   for i in $(seq "$RUNS"); do
-    measure "$proxy-keepalive-$i" -c "$CONNS" -d "$DUR"
-    measure "$proxy-full-$i" --mode new-conn -c "$HS_CONNS" -d "$DUR"
-    measure "$proxy-resume-$i" --mode resume -c "$HS_CONNS" -d "$DUR"
+    has keepalive && measure "$proxy-keepalive-$i" -c "$CONNS" -d "$DUR"
+    has full && measure "$proxy-full-$i" --mode new-conn -c "$HS_CONNS" -d "$DUR"
+    # As many identities as connections, so every identity resumes its own session
+    # after its first (full) handshake instead of 1,000 first handshakes in a row.
+    has resume && measure "$proxy-resume-$i" --mode resume -c "$HS_CONNS" -d "$DUR" \
+        --max-identities "$HS_CONNS"
   done
-  if [ "$IDLE" -gt 0 ]; then
+  if [ "$IDLE" -gt 0 ] && has idle; then
     base=$(rss_of "$PROXY_PID")
     "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" --mode idle \
         -c "$IDLE" -d "$IDLE_HOLD" -q --json "$OUT/$proxy-idle.json" > "$OUT/$proxy-idle.txt" &
