@@ -7,6 +7,9 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace member and bench targets the manifest names must be present.
+COPY loadtest ./loadtest
+COPY benches ./benches
 COPY configs ./configs
 RUN cargo build --release --locked --bin portcullis
 

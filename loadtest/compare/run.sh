@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: NGINX, HAProxy and portcullis terminating the same mTLS traffic
+# in front of the same backend, measured one after another with the same harness.
+#
+#   loadtest/compare/run.sh            # defaults below; override with env vars
+#   RUNS=3 DUR=5s CONNS=64 IDLE=10000 WORKERS=2 loadtest/compare/run.sh
+#
+# Needs root (apt-get for nginx/haproxy, raising the fd limit). Everything it makes lives
+# in $WORK (a fresh /tmp folder unless given); the results table is printed and written to
+# $WORK/results/table.md. Not part of the test suite.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HERE="$ROOT/loadtest/compare"
+RUNS=${RUNS:-3}            # runs per figure; the median is reported
+DUR=${DUR:-5s}             # length of each timed run
+CONNS=${CONNS:-64}         # keep-alive connections
+HS_CONNS=${HS_CONNS:-16}   # concurrent connections for the handshake runs
+IDLE=${IDLE:-10000}        # idle mTLS connections for the memory figure (capped by the fd limit)
+IDLE_HOLD=${IDLE_HOLD:-30s}
+CLIENTS=${CLIENTS:-1000}   # client identities
+WORKERS=${WORKERS:-2}      # proxy worker processes / threads, the same for all three
+CLIENT_THREADS=${CLIENT_THREADS:-1}
+WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
+PROXIES=${PROXIES:-"nginx haproxy portcullis"}
+MEASURES=${MEASURES:-"keepalive full resume idle"}   # a subset reruns only those figures
+OUT="$WORK/results"
+mkdir -p "$OUT"
+
+# --- tools -------------------------------------------------------------------------------
+if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
+  echo "== installing nginx and haproxy from the Debian packages"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nginx haproxy
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+echo "== building release binaries"
+(cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
+LT="$ROOT/target/release/loadtest"
+PC="$ROOT/target/release/portcullis"
+
+# Room for 10,000 idle connections in the client and in each proxy.
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+# HAProxy reserves two descriptors per connection (client and server side).
+HAPROXY_MAXCONN=$(( (NOFILE - 400) / 2 ))
+[ "$HAPROXY_MAXCONN" -gt 60000 ] && HAPROXY_MAXCONN=60000
+if [ "$IDLE" -gt $((HAPROXY_MAXCONN - 100)) ]; then
+  echo "== fd limit $NOFILE (hard limit, cannot be raised here): idle connections $IDLE -> $((HAPROXY_MAXCONN - 100))"
+  IDLE=$((HAPROXY_MAXCONN - 100))
+fi
+echo "== fd limit $NOFILE; HAProxy maxconn $HAPROXY_MAXCONN; idle connections $IDLE"
+
+echo "== PKI: ECDSA P-256 root -> intermediate -> server + $CLIENTS clients, CRLs"
+PKI="$WORK/pki"
+"$LT" pki "$PKI" --clients "$CLIENTS" --revoked 1
+
+# --- configs -----------------------------------------------------------------------------
+mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/portcullis"
+for f in backend.conf nginx.conf haproxy.cfg portcullis.toml; do
+  sed -e "s|@WORK@|$WORK|g" -e "s|@PKI@|$PKI|g" -e "s|@WORKERS@|$WORKERS|g" \
+      -e "s|@NOFILE@|$NOFILE|g" -e "s|@HAPROXY_MAXCONN@|$HAPROXY_MAXCONN|g" \
+      "$HERE/$f" > "$WORK/${f%%.*}/$f"
+done
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$NGINX" -p "$WORK/backend" -c "$WORK/backend/backend.conf" -g 'daemon off;' &
+PIDS+=($!)
+sleep 0.5
+
+# CPU seconds (user+system, all threads) of a process and its children, from /proc.
+cpu_of() {
+  local total=0 p
+  for p in $1 $(ps -o pid= --ppid "$1"); do
+    [ -r "/proc/$p/stat" ] || continue
+    total=$(awk -v t="$total" '{ sub(/.*\) /, ""); print t + $12 + $13 }' "/proc/$p/stat")
+  done
+  echo "$total"   # in clock ticks (USER_HZ = 100)
+}
+# Resident memory (KiB) of a process and its children.
+rss_of() {
+  local total=0 p
+  for p in $1 $(ps -o pid= --ppid "$1"); do
+    [ -r "/proc/$p/status" ] || continue
+    total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
+  done
+  echo "$total"
+}
+
+start_proxy() {
+  case $1 in
+    nginx) "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' & ;;
+    haproxy) "$HAPROXY" -db -f "$WORK/haproxy/haproxy.cfg" & ;;
+    portcullis) "$PC" run --config "$WORK/portcullis/portcullis.toml" & ;;
+  esac
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  sleep 1.5
+  kill -0 "$PROXY_PID" || { echo "$1 did not start"; exit 1; }
+}
+has() { case " $MEASURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+port_of() { case $1 in nginx) echo 18443 ;; haproxy) echo 18444 ;; portcullis) echo 18445 ;; esac; }
+
+# One timed harness run with the proxy's CPU accounted: writes NAME.json (+ proxy_cpu_s).
+measure() {
+  local name=$1; shift
+  local c0 c1
+  c0=$(cpu_of "$PROXY_PID")
+  "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" \
+      --threads "$CLIENT_THREADS" -q --json "$OUT/$name.json" "$@" > "$OUT/$name.txt"
+  c1=$(cpu_of "$PROXY_PID")
+  python3 - "$OUT/$name.json" "$c0" "$c1" <<'PY'
+import json, sys
+p, c0, c1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+r = json.load(open(p)); r["proxy_cpu_s"] = (c1 - c0) / 100.0
+json.dump(r, open(p, "w"))
+PY
+  tail -n +2 "$OUT/$name.txt" | sed -n '2,5p' | sed "s/^/   $name: /"
+}
+
+for proxy in $PROXIES; do
+  echo "== $proxy"
+  start_proxy "$proxy"
+  URL="https://127.0.0.1:$(port_of "$proxy")/"
+  # warm-up: connections, upstream pool, caches
+  "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -c "$CONNS" -d 1s -q > /dev/null
+  for i in $(seq "$RUNS"); do
+    has keepalive && measure "$proxy-keepalive-$i" -c "$CONNS" -d "$DUR"
+    has full && measure "$proxy-full-$i" --mode new-conn -c "$HS_CONNS" -d "$DUR"
+    # As many identities as connections, so every identity resumes its own session
+    # after its first (full) handshake instead of 1,000 first handshakes in a row.
+    has resume && measure "$proxy-resume-$i" --mode resume -c "$HS_CONNS" -d "$DUR" \
+        --max-identities "$HS_CONNS"
+  done
+  if [ "$IDLE" -gt 0 ] && has idle; then
+    base=$(rss_of "$PROXY_PID")
+    "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" --mode idle \
+        -c "$IDLE" -d "$IDLE_HOLD" -q --json "$OUT/$proxy-idle.json" > "$OUT/$proxy-idle.txt" &
+    LTPID=$!
+    peak=$base
+    while kill -0 "$LTPID" 2>/dev/null; do
+      r=$(rss_of "$PROXY_PID"); [ "$r" -gt "$peak" ] && peak=$r
+      sleep 0.5
+    done
+    wait "$LTPID" || true
+    python3 - "$OUT/$proxy-idle.json" "$base" "$peak" <<'PY'
+import json, sys
+p, base, peak = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = json.load(open(p)); r["proxy_rss_base_kib"] = base; r["proxy_rss_peak_kib"] = peak
+json.dump(r, open(p, "w"))
+PY
+    echo "   $proxy-idle: $(grep requests "$OUT/$proxy-idle.txt"), RSS ${base} -> ${peak} KiB"
+  fi
+  kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+  sleep 1
+done
+
+# --- 6: portcullis auth modes ------------------------------------------------------------
+# mTLS+JWT and mTLS+SigV4 vs mTLS only need the jwt / sigv4 authenticators; a build
+# without them refuses `auth = ["jwt"]`, and the figure is skipped.
+probe="$WORK/portcullis/probe.toml"
+sed 's/^name = "all"$/name = "all"\nauth = ["mtls", "jwt"]/' "$WORK/portcullis/portcullis.toml" > "$probe"
+if "$PC" check --config "$probe" >/dev/null 2>&1; then
+  echo "== 6: this build has jwt auth; wire its token config into compare/run.sh to measure it"
+else
+  echo "== 6: skipped: this portcullis build has no jwt/sigv4 authenticator yet"
+fi
+
+python3 "$HERE/table.py" "$OUT" "$RUNS" "$WORKERS" "$CONNS" "$HS_CONNS" "$IDLE" | tee "$OUT/table.md"
+echo "== raw results in $OUT"
