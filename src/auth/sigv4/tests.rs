@@ -1,5 +1,5 @@
-//! The verifier against AWS's published SigV4 test suite (shared/conformance/sigv4, beside
-//! the repository): every case's canonical request and string to sign must match byte for
+//! The verifier against AWS's published SigV4 test suite (conformance/sigv4, vendored with
+//! its licences from the workplace's shared/conformance): every case's canonical request and string to sign must match byte for
 //! byte, and its signed request must verify at the suite's fixed time.
 
 use std::path::{Path, PathBuf};
@@ -97,8 +97,14 @@ fn parse_raw(text: &str) -> Raw {
     }
 }
 
+/// The suite vendored in the project (`conformance/sigv4`, with its licences), else the
+/// workplace's shared copy beside the checkout.
 fn conformance_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let vendored = manifest.join("conformance/sigv4");
+    if vendored.is_dir() {
+        return vendored;
+    }
     manifest
         .ancestors()
         .map(|a| a.join("shared/conformance/sigv4"))
