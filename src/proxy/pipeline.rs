@@ -105,10 +105,14 @@ pub async fn handle(
         }
     };
     rec.status = resp.status().as_u16();
-    let route = rec.route.clone().unwrap_or_else(|| Arc::from("none"));
-    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.to_string(), "status" => rec.status.to_string())
+    // The route label shares the route's Arc<str> instead of copying it per request.
+    let route: metrics::SharedString = match &rec.route {
+        Some(r) => r.clone().into(),
+        None => metrics::SharedString::const_str("none"),
+    };
+    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "status" => rec.status.to_string())
         .increment(1);
-    metrics::histogram!(m::HTTP_REQUEST_DURATION_SECONDS, "route" => route.to_string())
+    metrics::histogram!(m::HTTP_REQUEST_DURATION_SECONDS, "route" => route)
         .record(rec.start.elapsed().as_secs_f64());
     Ok(resp.map(|b| LoggedBody::new(b, rec, shared.access_log.clone())))
 }
