@@ -181,6 +181,16 @@ impl Signer<'_> {
     }
 }
 
+/// The AWS error code of a `GET /signed/x` signed by `signer`.
+async fn signed_get_code(conn: &mut client::Conn, signer: &Signer<'_>) -> String {
+    aws_code(
+        &conn
+            .send(signer.sign("GET", "/signed/x", &[], b""))
+            .await
+            .unwrap(),
+    )
+}
+
 fn aws_code(r: &Reply) -> String {
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.headers["x-portcullis-error"], "signature_rejected");
@@ -294,27 +304,14 @@ async fn refusals_speak_aws_and_name_their_reason() {
         date: amz_now(-3600),
         ..Signer::new()
     };
-    assert_eq!(
-        aws_code(
-            &conn
-                .send(old.sign("GET", "/signed/x", &[], b""))
-                .await
-                .unwrap()
-        ),
-        "RequestExpired"
-    );
+    assert_eq!(signed_get_code(&mut conn, &old).await, "RequestExpired");
 
     let unknown = Signer {
         akid: "AKIDNOBODY",
         ..Signer::new()
     };
     assert_eq!(
-        aws_code(
-            &conn
-                .send(unknown.sign("GET", "/signed/x", &[], b""))
-                .await
-                .unwrap()
-        ),
+        signed_get_code(&mut conn, &unknown).await,
         "InvalidClientTokenId"
     );
 
@@ -323,12 +320,7 @@ async fn refusals_speak_aws_and_name_their_reason() {
         ..Signer::new()
     };
     assert_eq!(
-        aws_code(
-            &conn
-                .send(wrong_region.sign("GET", "/signed/x", &[], b""))
-                .await
-                .unwrap()
-        ),
+        signed_get_code(&mut conn, &wrong_region).await,
         "InvalidSignatureException"
     );
     // A listed second region is accepted.

@@ -50,6 +50,18 @@ pub fn claims(extra: Value) -> Value {
     c
 }
 
+/// A gateway whose routes use the JWT provider and extra lines described by `body`.
+async fn start_with(pki: &TestPki, body: String) -> common::TestGateway {
+    common::start(
+        pki,
+        Spec {
+            body,
+            ..Spec::default()
+        },
+    )
+    .await
+}
+
 /// A provider `name` plus routes: `/` (mtls + jwt, scope orders/read), `/admin` (scope
 /// orders/admin) and `/open` (mtls only), all to the echo upstream.
 pub fn body(name: &str, jwks_line: &str, extra: &str) -> String {
@@ -223,16 +235,13 @@ async fn each_bad_token_is_refused_with_its_reason() {
     let attacker = Signer::rsa("r1");
     let server = JwksServer::start(jwks(&[&rsa, &ec])).await;
     let pki = TestPki::new();
-    let gw = common::start(
+    let gw = start_with(
         &pki,
-        Spec {
-            body: body(
-                "bad",
-                &format!("jwks_url = \"{}\"", server.url()),
-                "max_token_size = \"2KiB\"",
-            ),
-            ..Spec::default()
-        },
+        body(
+            "bad",
+            &format!("jwks_url = \"{}\"", server.url()),
+            "max_token_size = \"2KiB\"",
+        ),
     )
     .await;
     let leaf = pki.client("a");
@@ -359,16 +368,13 @@ async fn certificate_bound_token_works_only_on_its_certificate() {
     let rsa = Signer::rsa("r1");
     let server = JwksServer::start(jwks(&[&rsa])).await;
     let pki = TestPki::new();
-    let gw = common::start(
+    let gw = start_with(
         &pki,
-        Spec {
-            body: body(
-                "bound",
-                &format!("jwks_url = \"{}\"", server.url()),
-                "require_certificate_binding = true",
-            ),
-            ..Spec::default()
-        },
+        body(
+            "bound",
+            &format!("jwks_url = \"{}\"", server.url()),
+            "require_certificate_binding = true",
+        ),
     )
     .await;
     let (a, b) = (pki.client("a"), pki.client("b"));
@@ -396,16 +402,13 @@ async fn rotated_key_works_without_restart_and_issuer_outage_keeps_known_keys() 
     let (old, new) = (Signer::ec("old"), Signer::ec("new"));
     let server = JwksServer::start(jwks(&[&old])).await;
     let pki = TestPki::new();
-    let gw = common::start(
+    let gw = start_with(
         &pki,
-        Spec {
-            body: body(
-                "rot",
-                &format!("jwks_url = \"{}\"", server.url()),
-                "kid_miss_refetch_interval = \"1ms\"",
-            ),
-            ..Spec::default()
-        },
+        body(
+            "rot",
+            &format!("jwks_url = \"{}\"", server.url()),
+            "kid_miss_refetch_interval = \"1ms\"",
+        ),
     )
     .await;
     let leaf = pki.client("a");
@@ -459,16 +462,13 @@ async fn a_flood_of_unknown_kids_fetches_the_jwks_at_most_once_per_interval() {
     let rsa = Signer::rsa("r1");
     let server = JwksServer::start(jwks(&[&rsa])).await;
     let pki = TestPki::new();
-    let gw = common::start(
+    let gw = start_with(
         &pki,
-        Spec {
-            body: body(
-                "flood",
-                &format!("jwks_url = \"{}\"", server.url()),
-                "kid_miss_refetch_interval = \"1h\"",
-            ),
-            ..Spec::default()
-        },
+        body(
+            "flood",
+            &format!("jwks_url = \"{}\"", server.url()),
+            "kid_miss_refetch_interval = \"1h\"",
+        ),
     )
     .await;
     let leaf = pki.client("a");
@@ -692,17 +692,14 @@ async fn background_refresh_is_conditional_and_picks_up_new_keys() {
     let (old, new) = (Signer::rsa("old"), Signer::ec("new"));
     let server = JwksServer::start(jwks(&[&old])).await;
     let pki = TestPki::new();
-    let gw = common::start(
+    let gw = start_with(
         &pki,
-        Spec {
-            body: body(
-                "refresh",
-                &format!("jwks_url = \"{}\"", server.url()),
-                "kid_miss_refetch_interval = \"1h\"\nrefresh = \"50ms\"",
-            )
-            .replace("refresh = \"1h\"\n", ""),
-            ..Spec::default()
-        },
+        body(
+            "refresh",
+            &format!("jwks_url = \"{}\"", server.url()),
+            "kid_miss_refetch_interval = \"1h\"\nrefresh = \"50ms\"",
+        )
+        .replace("refresh = \"1h\"\n", ""),
     )
     .await;
     let leaf = pki.client("a");
