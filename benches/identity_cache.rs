@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
         unknown_revocation: Policy::Deny,
         expired_crl: Policy::Deny,
         max_chain_depth: 4,
+        crl_fetch: Vec::new(),
     };
     let store = Arc::new(Truststore::load(dir.path()).unwrap());
     let inner = Arc::new(ClientVerifier::new(store, &settings, ClientAuth::Required));

@@ -181,6 +181,7 @@ fn settings(args: &Args) -> Result<TruststoreConfig, String> {
         unknown_revocation: policy(defaults::UNKNOWN_REVOCATION),
         expired_crl: policy(defaults::EXPIRED_CRL),
         max_chain_depth: defaults::MAX_CHAIN_DEPTH,
+        crl_fetch: Vec::new(),
     })
 }
 
@@ -328,7 +329,7 @@ fn crls_consulted(store: &Truststore, hops: &[CertificateDer<'_>], now: UnixTime
             out.push(json!({
                 "for": format_name(tbs.subject()),
                 "issuer": info.issuer,
-                "file": info.file.display().to_string(),
+                "file": info.source.to_string(),
                 "this_update": rfc3339(info.this_update),
                 "next_update": info.next_update.map(rfc3339),
                 "status": if current { "current" } else { "expired" },

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cert_verify;
 pub mod cli;
 pub mod config;
+pub mod fetch;
 pub mod pki;
 pub mod policy;
 pub mod proxy;

@@ -92,6 +92,19 @@ struct ListenerCtx {
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     telemetry::prometheus();
     let fixed = Fixed::new(config)?;
+    if !config.truststore.crl_fetch.is_empty() {
+        // Fetch once before the first generation, so fetched CRLs apply from the start; a
+        // failed fetch does not stop the start (`unknown_revocation` decides until one works).
+        let checker =
+            Truststore::load(&config.truststore.dir).map_err(|source| StartError::Truststore {
+                dir: config.truststore.dir.display().to_string(),
+                source,
+            })?;
+        fixed
+            .crls
+            .fetch_all(&config.truststore.crl_fetch, Arc::new(checker))
+            .await;
+    }
     let trust = build_trust(config, 1, &fixed)?;
     reload::hygiene(&trust.truststore, config.reload.expiry_warning, true);
     let (shutdown, _) = watch::channel(false);
@@ -108,7 +121,13 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         access_log,
     });
     metrics::gauge!(m::TRUSTSTORE_GENERATION).set(1.0);
-    let reloader = Arc::new(Reloader::new(shared.clone(), fixed, config.clone(), 1));
+    let reloader = Arc::new(Reloader::new(
+        shared.clone(),
+        fixed,
+        config.clone(),
+        1,
+        shutdown.subscribe(),
+    ));
 
     let mut ctxs = Vec::new();
     for (index, l) in config.listeners.iter().enumerate() {

@@ -224,6 +224,7 @@ fn try_evaluate(case: &Case, scratch: &Path) -> Result<(), String> {
         unknown_revocation: Policy::Deny,
         expired_crl: Policy::Deny,
         max_chain_depth: case.max_chain_depth.unwrap_or(MAX_CHAIN_DEPTH),
+        crl_fetch: Vec::new(),
     };
     let verifier = ClientVerifier::new(Arc::new(store), &settings, ClientAuth::Required);
     let leaf = pem_cert(&case.peer_certificate)?;

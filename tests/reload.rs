@@ -9,11 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::client::{self, Conn};
 use common::pki::Ca;
 use common::{Opts, Spec, TestPki, Tls, TrustLayout};
-use http_body_util::{BodyExt, Full};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use time::OffsetDateTime;
@@ -30,25 +28,8 @@ fn quiet() -> Spec<'static> {
     }
 }
 
-/// A plain-HTTP POST to the admin listener: (status, JSON body).
-async fn admin_post(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::post(path)
-        .header("host", "admin")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = tx.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap())
-}
-
 async fn reload(gw: &common::TestGateway) -> (u16, serde_json::Value) {
-    admin_post(gw.admin.unwrap(), "/reload").await
+    common::admin_post(gw.admin.unwrap(), "/reload").await
 }
 
 async fn truststore_json(gw: &common::TestGateway) -> serde_json::Value {
@@ -69,33 +50,6 @@ fn replace(path: &Path, text: &str) {
 
 fn next_week() -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::days(7)
-}
-
-/// Sum of every sample of `name` whose labels contain all of `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter(|l| {
-            let rest = &l[name.len()..];
-            rest.starts_with(' ') || rest.starts_with('{')
-        })
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Send GETs on `conn` until one is refused with 403 (bounded); the time that took.
-async fn until_refused(conn: &mut Conn, limit: Duration) -> Option<(Duration, client::Reply)> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        match conn.get("/").await {
-            Ok(r) if r.status == 403 => return Some((start.elapsed(), r)),
-            Ok(r) => assert_eq!(r.status, 200, "unexpected reply before the cut-off"),
-            Err(e) => panic!("the connection failed instead of being refused: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
 }
 
 #[tokio::test]
@@ -124,7 +78,7 @@ async fn root_swap_under_keepalive_load_refuses_old_clients_and_admits_new_ones(
         .unwrap();
         assert_eq!(conn.get("/").await.unwrap().status, 200);
         tasks.push(tokio::spawn(async move {
-            until_refused(&mut conn, Duration::from_secs(30)).await
+            common::until_refused(&mut conn, Duration::from_secs(30)).await
         }));
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -173,7 +127,7 @@ async fn root_swap_under_keepalive_load_refuses_old_clients_and_admits_new_ones(
         .count();
     assert_eq!(refused, 4, "{:?}", gw.access_log());
     let metrics = gw.metrics().await;
-    assert!(metric(&metrics, "portcullis_revoked_connections_total", &[]) >= 4.0);
+    assert!(common::metric(&metrics, "portcullis_revoked_connections_total", &[]) >= 4.0);
     gw.shutdown().await;
 }
 
@@ -227,7 +181,7 @@ async fn broken_inputs_keep_the_last_good_truststore() {
     assert_eq!(truststore_json(&gw).await["generation"], 1);
     let metrics = gw.metrics().await;
     assert!(
-        metric(
+        common::metric(
             &metrics,
             "portcullis_reload_total",
             &["kind=\"api\"", "result=\"failure\""]
@@ -252,21 +206,7 @@ async fn revoked_client_is_cut_off_on_its_open_connections_by_the_watcher() {
     let mut pki = TestPki::new();
     let gw = common::start(&pki, Spec::default()).await;
     let alice = pki.client("alice");
-    let mut h1 = client::connect(gw.addr, &pki, Opts::with(&alice))
-        .await
-        .unwrap();
-    let mut h2 = client::connect(
-        gw.addr,
-        &pki,
-        Opts {
-            h2: true,
-            ..Opts::with(&alice)
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(h1.get("/").await.unwrap().status, 200);
-    assert_eq!(h2.get("/").await.unwrap().status, 200);
+    let (mut h1, mut h2) = client::connect_both(gw.addr, &pki, &alice).await;
 
     // A new CRL lands in the folder; nobody calls /reload.
     pki.revoke(&alice);
@@ -277,7 +217,7 @@ async fn revoked_client_is_cut_off_on_its_open_connections_by_the_watcher() {
     );
 
     // Generous bound so a loaded machine does not flake; the target is under a second.
-    let (took, reply) = until_refused(&mut h1, Duration::from_secs(20))
+    let (took, reply) = common::until_refused(&mut h1, Duration::from_secs(20))
         .await
         .expect("not cut off");
     eprintln!("revocation reached the open connection after {took:?}");
@@ -305,11 +245,11 @@ async fn revoked_client_is_cut_off_on_its_open_connections_by_the_watcher() {
     assert!(revoked >= 2, "{:?}", gw.access_log());
     let metrics = gw.metrics().await;
     assert!(
-        metric(
+        common::metric(
             &metrics,
             "portcullis_reload_total",
             &["kind=\"watch\"", "result=\"success\""]
-        ) + metric(
+        ) + common::metric(
             &metrics,
             "portcullis_reload_total",
             &["kind=\"poll\"", "result=\"success\""]
@@ -385,7 +325,7 @@ async fn revoked_client_cannot_resume_its_tls13_session() {
     let mut seen = false;
     for _ in 0..100 {
         let metrics = gw.metrics().await;
-        if metric(
+        if common::metric(
             &metrics,
             "portcullis_tls_handshakes_total",
             &[
@@ -412,8 +352,8 @@ async fn identity_cache_hits_on_repeat_handshakes() {
     let pki = TestPki::new();
     let gw = common::start(&pki, Spec::default()).await;
     let bob = pki.client("bob");
-    let hits = |m: &str| metric(m, "portcullis_identity_cache_hits_total", &[]);
-    let misses = |m: &str| metric(m, "portcullis_identity_cache_misses_total", &[]);
+    let hits = |m: &str| common::metric(m, "portcullis_identity_cache_hits_total", &[]);
+    let misses = |m: &str| common::metric(m, "portcullis_identity_cache_misses_total", &[]);
     let m0 = gw.metrics().await;
     let opts = Opts {
         tls: Tls::V12, // no resumption in play: every connection is a full handshake
@@ -526,7 +466,7 @@ async fn config_reload_changes_a_route_without_dropping_requests() {
     replace(&path, &changed);
     let reloading = tokio::spawn({
         let admin = gw.admin.unwrap();
-        async move { admin_post(admin, "/reload").await }
+        async move { common::admin_post(admin, "/reload").await }
     });
     let mut statuses = Vec::new();
     for _ in 0..20 {
@@ -582,15 +522,15 @@ async fn truststore_endpoint_and_expiry_gauges_show_the_active_generation() {
     assert_eq!(revoked, 1);
 
     let metrics = gw.metrics().await;
-    assert!(metric(&metrics, "portcullis_truststore_ca_expiry_seconds", &[]) > 0.0);
+    assert!(common::metric(&metrics, "portcullis_truststore_ca_expiry_seconds", &[]) > 0.0);
     assert!(
-        metric(
+        common::metric(
             &metrics,
             "portcullis_truststore_crl_next_update_seconds",
             &[]
         ) > 0.0
     );
-    assert!(metric(&metrics, "portcullis_truststore_generation", &[]) >= 1.0);
+    assert!(common::metric(&metrics, "portcullis_truststore_generation", &[]) >= 1.0);
     gw.shutdown().await;
 }
 
@@ -619,13 +559,13 @@ async fn polling_alone_picks_up_a_new_crl() {
         &ts.join("crls/inter.crl.pem"),
         &pki.inter.crl_pem(next_week()),
     );
-    let (_, reply) = until_refused(&mut conn, Duration::from_secs(20))
+    let (_, reply) = common::until_refused(&mut conn, Duration::from_secs(20))
         .await
         .expect("the poller did not apply the new CRL");
     assert_eq!(reply.status, 403);
     let metrics = gw.metrics().await;
     assert!(
-        metric(
+        common::metric(
             &metrics,
             "portcullis_reload_total",
             &["kind=\"poll\"", "result=\"success\""]

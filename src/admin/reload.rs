@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::reload::{Reloader, Trigger, TrustState};
+use crate::tls::CrlSource;
 
 pub async fn reload(reloader: &Reloader) -> (StatusCode, Value) {
     match reloader.reload(Trigger::Api).await {
@@ -54,7 +55,14 @@ pub fn truststore(trust: &TrustState) -> Value {
                 "next_update": c.next_update.map(rfc3339),
                 "revoked": c.revoked,
                 "signature_checked": c.signature_checked,
-                "file": c.file.file_name().map(|f| f.to_string_lossy()),
+                "file": match &c.source {
+                    CrlSource::File(f) => f.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    CrlSource::Url(_) => None,
+                },
+                "url": match &c.source {
+                    CrlSource::Url(u) => Some(u.as_str()),
+                    CrlSource::File(_) => None,
+                },
             })
         })
         .collect();

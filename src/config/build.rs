@@ -628,6 +628,7 @@ impl Builder {
                 &policy,
             ),
             max_chain_depth: max_chain_depth.min(d::MAX_CHAIN_DEPTH_LIMIT),
+            crl_fetch: self.crl_fetch(t.crl_fetch.as_deref().unwrap_or_default()),
         }
     }
 

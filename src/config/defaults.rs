@@ -24,6 +24,12 @@ pub const EXPIRED_CRL: &str = "deny";
 pub const MAX_CHAIN_DEPTH: usize = 4;
 /// webpki refuses longer paths whatever the setting.
 pub const MAX_CHAIN_DEPTH_LIMIT: usize = 6;
+pub const CRL_FETCH_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Shorter intervals would hammer a CA's distribution point for no gain.
+pub const CRL_FETCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const CRL_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// A fetched CRL larger than this is refused (a CRL of 1 million entries is about 40 MiB).
+pub const CRL_FETCH_MAX_SIZE: usize = 64 * 1024 * 1024;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

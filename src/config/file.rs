@@ -56,6 +56,7 @@ pub struct RawTruststore {
     pub unknown_revocation: Option<String>,
     pub expired_crl: Option<String>,
     pub max_chain_depth: Option<usize>,
+    pub crl_fetch: Option<Vec<super::crl_fetch::RawCrlFetch>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +134,7 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "" => of::<RawConfig>(),
         "listener" => of::<RawListener>(),
         "truststore" => of::<RawTruststore>(),
+        "truststore.crl_fetch" => of::<super::crl_fetch::RawCrlFetch>(),
         "admin" => of::<RawAdmin>(),
         "upstream" => of::<RawUpstream>(),
         "upstream.tls" => of::<RawUpstreamTls>(),

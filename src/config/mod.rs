@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod build;
+pub mod crl_fetch;
 pub mod defaults;
 pub mod file;
 pub mod jwt;
@@ -22,6 +23,7 @@ mod tests;
 
 pub use build::reload::{IdentityCacheConfig, ReloadConfig};
 pub use build::{load, parse, ConfigError, ConfigProblem};
+pub use crl_fetch::CrlFetchConfig;
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
 pub use sigv4::Sigv4Config;
 
@@ -115,6 +117,8 @@ pub struct TruststoreConfig {
     pub expired_crl: Policy,
     /// Max intermediates between leaf and root.
     pub max_chain_depth: usize,
+    /// CRLs fetched from URLs in the background (`[[truststore.crl_fetch]]`).
+    pub crl_fetch: Vec<CrlFetchConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -228,6 +228,7 @@ fn reference_config_sets_every_key() {
     for table in [
         "listener",
         "truststore",
+        "truststore.crl_fetch",
         "admin",
         "upstream",
         "upstream.tls",

@@ -4,7 +4,8 @@
 //!
 //! Triggers ([`Trigger`]): `POST /reload` on the admin listener, SIGHUP, a file watcher
 //! (debounced) and a poller that compares file contents (the fallback for filesystems that
-//! miss events); see [`watch`]. Reloads are serialised. A failed build changes nothing: the
+//! miss events); see [`watch`]. A CRL fetched from a URL ([`crl_fetch`]) rebuilds only the
+//! truststore generation ([`Reloader::refresh_trust`]). Reloads are serialised. A failed build changes nothing: the
 //! reasons are logged and returned, and `portcullis_reload_total{result="failure"}` counts it.
 //!
 //! What a successful reload swaps: the [`TrustState`] (truststore generation, verifiers,
@@ -15,6 +16,7 @@
 //! `[reload]` and `[identity_cache]` are fixed at start: a change is reported as needing a
 //! restart and the rest of the reload still applies.
 
+pub mod crl_fetch;
 pub mod watch;
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use crate::server::{build_snapshot, StartError};
 use crate::telemetry::metrics as m;
 use crate::tls::{self, CachingVerifier, ClientVerifier, IdentityCache, Truststore};
 
+use self::crl_fetch::CrlStore;
+
 /// What set a reload off; the `kind` label of `portcullis_reload_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -37,6 +41,8 @@ pub enum Trigger {
     Signal,
     Watch,
     Poll,
+    /// A `[[truststore.crl_fetch]]` URL served a new, valid CRL.
+    CrlFetch,
 }
 
 impl Trigger {
@@ -46,6 +52,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Watch => "watch",
             Trigger::Poll => "poll",
+            Trigger::CrlFetch => "crl_fetch",
         }
     }
 }
@@ -77,6 +84,8 @@ impl std::fmt::Debug for TrustState {
 #[derive(Clone)]
 pub struct Fixed {
     pub cache: Arc<IdentityCache>,
+    /// The last good CRL of each `[[truststore.crl_fetch]]` URL.
+    pub crls: Arc<CrlStore>,
     resumption: Vec<(Arc<dyn StoresServerSessions>, Arc<dyn ProducesTickets>)>,
 }
 
@@ -95,6 +104,7 @@ impl Fixed {
         }
         Ok(Fixed {
             cache: Arc::new(IdentityCache::new(&config.identity_cache)),
+            crls: Arc::new(CrlStore::default()),
             resumption,
         })
     }
@@ -106,12 +116,15 @@ pub fn build_trust(
     generation: u64,
     fixed: &Fixed,
 ) -> Result<TrustState, StartError> {
-    let truststore = Arc::new(Truststore::load(&config.truststore.dir).map_err(|source| {
-        StartError::Truststore {
-            dir: config.truststore.dir.display().to_string(),
-            source,
-        }
-    })?);
+    let fetched = fixed.crls.for_config(&config.truststore.crl_fetch);
+    let truststore = Arc::new(
+        Truststore::load_with(&config.truststore.dir, &fetched).map_err(|source| {
+            StartError::Truststore {
+                dir: config.truststore.dir.display().to_string(),
+                source,
+            }
+        })?,
+    );
     let recheck = Arc::new(ClientVerifier::new(
         truststore.clone(),
         &config.truststore,
@@ -178,11 +191,23 @@ pub struct Reloader {
     shared: Arc<Shared>,
     fixed: Fixed,
     loaded: Mutex<Loaded>,
+    /// For the CRL fetch tasks the reloader starts and stops.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Reloader {
-    pub fn new(shared: Arc<Shared>, fixed: Fixed, config: Config, generation: u64) -> Self {
+    /// Also starts the `[[truststore.crl_fetch]]` tasks (their first fetch was done at start).
+    pub fn new(
+        shared: Arc<Shared>,
+        fixed: Fixed,
+        config: Config,
+        generation: u64,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         let seen = Some(watch::fingerprint(&config));
+        fixed
+            .crls
+            .reconcile(&config.truststore.crl_fetch, &shared, &shutdown, None);
         Reloader {
             shared,
             fixed,
@@ -191,6 +216,55 @@ impl Reloader {
                 generation,
                 seen,
             }),
+            shutdown,
+        }
+    }
+
+    /// The fetched CRLs (the reload loop waits on [`CrlStore::changed`]).
+    pub fn crl_store(&self) -> &Arc<CrlStore> {
+        &self.fixed.crls
+    }
+
+    /// A new truststore generation from the config in use, the truststore folder and the
+    /// fetched CRLs; the routing snapshot stays. Used when a fetched CRL changed, so that
+    /// revocation does not wait for (or depend on) the config file being valid.
+    pub async fn refresh_trust(&self, trigger: Trigger) -> Result<Reloaded, ReloadFailed> {
+        let mut loaded = self.loaded.lock().await;
+        let config = loaded.config.clone();
+        let generation = loaded.generation + 1;
+        let fixed = self.fixed.clone();
+        let built = tokio::task::spawn_blocking(move || build_trust(&config, generation, &fixed))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match built {
+            Ok(trust) => {
+                // Expiry warnings are left to the poller (hourly): a CRL fetched every
+                // minute would repeat them every minute.
+                hygiene(
+                    &trust.truststore,
+                    loaded.config.reload.expiry_warning,
+                    false,
+                );
+                self.shared.trust.store(Arc::new(trust));
+                loaded.generation = generation;
+                count(trigger, "success");
+                metrics::gauge!(m::TRUSTSTORE_GENERATION).set(generation as f64);
+                tracing::info!(generation, kind = trigger.label(), "truststore rebuilt");
+                Ok(Reloaded {
+                    generation,
+                    restart_required: Vec::new(),
+                })
+            }
+            Err(reason) => {
+                count(trigger, "failure");
+                tracing::error!(kind = trigger.label(), reason = %reason,
+                    generation = loaded.generation, "truststore rebuild refused; the previous state keeps serving");
+                Err(ReloadFailed {
+                    reasons: vec![reason],
+                    generation: loaded.generation,
+                })
+            }
         }
     }
 
@@ -259,6 +333,14 @@ impl Reloader {
                     .sigv4_credentials
                     .clone_from(&old.sigv4_credentials);
                 self.shared.snapshot.store(Arc::new(snapshot));
+                // Sources added by this reload are fetched now (their CRL arrives with the
+                // next generation); removed ones were left out of this one.
+                self.fixed.crls.reconcile(
+                    &config.truststore.crl_fetch,
+                    &self.shared,
+                    &self.shutdown,
+                    Some(Duration::ZERO),
+                );
                 loaded.config = config;
                 loaded.generation = generation;
                 count(trigger, "success");

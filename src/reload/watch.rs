@@ -46,9 +46,15 @@ async fn run(reloader: Arc<Reloader>, mut shutdown: watch::Receiver<bool>) {
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.tick().await;
     let mut last_warning = Instant::now();
+    let crls = reloader.crl_store().clone();
     loop {
         let trigger = tokio::select! {
             _ = stopped(&mut shutdown) => break,
+            _ = crls.changed() => {
+                // A fetched CRL is already checked: build the generation that uses it.
+                let _ = reloader.refresh_trust(Trigger::CrlFetch).await;
+                continue;
+            }
             Some(()) = rx.recv() => {
                 // Editors and `kubectl` write in bursts: wait, then take them as one.
                 tokio::time::sleep(settings.debounce).await;

@@ -25,9 +25,15 @@ pub const UPSTREAM_ERRORS_TOTAL: &str = "portcullis_upstream_errors_total";
 pub const UPSTREAM_RETRIES_TOTAL: &str = "portcullis_upstream_retries_total";
 /// Access-log lines dropped because the writer could not keep up.
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "portcullis_access_log_dropped_total";
-/// Reloads by `kind` (what triggered it: `api`, `signal`, `watch`, `poll`) and `result`
+/// Reloads by `kind` (what triggered it: `api`, `signal`, `watch`, `poll`, `crl_fetch`) and `result`
 /// (`success` | `failure`).
 pub const RELOAD_TOTAL: &str = "portcullis_reload_total";
+/// CRL fetches (`[[truststore.crl_fetch]]`) by `url` and `result` (`updated` |
+/// `not_modified` | `unchanged` | `invalid` | `failed`).
+pub const CRL_FETCH_TOTAL: &str = "portcullis_crl_fetch_total";
+/// Unix time of the last fetch of `url` that left a good CRL in use (200 kept or 304).
+pub const CRL_FETCH_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+    "portcullis_crl_fetch_last_success_timestamp_seconds";
 /// The truststore generation serving now (1 at start, +1 per successful reload).
 pub const TRUSTSTORE_GENERATION: &str = "portcullis_truststore_generation";
 /// Seconds until the earliest CA certificate in the truststore expires (negative: expired).

@@ -23,7 +23,9 @@ mod test_pki;
 pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
 pub use identity::{Identity, IdentityError};
 pub use server::{load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE};
-pub use truststore::{CaInfo, CrlInfo, Truststore, TruststoreError};
+pub use truststore::{
+    CaInfo, CrlInfo, CrlRefusal, CrlSource, FetchedCrl, Truststore, TruststoreError,
+};
 pub use verifier::{
     ClientVerifier, RejectReason, Rejection, VerifiedChain, MAX_PRESENTED_INTERMEDIATES,
 };

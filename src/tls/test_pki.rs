@@ -190,6 +190,7 @@ pub fn settings(dir: &Path, revocation: Revocation) -> TruststoreConfig {
         unknown_revocation: Policy::Deny,
         expired_crl: Policy::Deny,
         max_chain_depth: 4,
+        crl_fetch: Vec::new(),
     }
 }
 

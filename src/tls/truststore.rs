@@ -13,6 +13,12 @@
 //! CRLs issued by a loaded CA are signature-checked here, once, so a forged or corrupted CRL
 //! is refused at load rather than discovered at handshake time. When two CRLs share an issuer
 //! only the one with the latest `thisUpdate` is kept (webpki would use whichever came first).
+//!
+//! CRLs fetched from URLs (`[[truststore.crl_fetch]]`, see [`crate::reload::crl_fetch`]) join
+//! the folder's CRLs here. They were checked before they were kept, and are checked again
+//! against this folder's CAs: one that no longer verifies (its CA was removed or replaced)
+//! is left out with a warning rather than failing the load, since the folder is the
+//! operator's input and the fetched CRL is not.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -62,6 +68,24 @@ pub struct CaInfo {
     pub file: PathBuf,
 }
 
+/// Where a CRL came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrlSource {
+    /// A file in `crls/`.
+    File(PathBuf),
+    /// A `[[truststore.crl_fetch]]` URL.
+    Url(String),
+}
+
+impl std::fmt::Display for CrlSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrlSource::File(p) => write!(f, "{}", p.display()),
+            CrlSource::Url(u) => f.write_str(u),
+        }
+    }
+}
+
 /// What the `/truststore` admin endpoint shows about one CRL in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlInfo {
@@ -71,7 +95,25 @@ pub struct CrlInfo {
     pub revoked: usize,
     /// Whether the signature was checked at load (false when the issuer is not in the store).
     pub signature_checked: bool,
-    pub file: PathBuf,
+    pub source: CrlSource,
+}
+
+/// A CRL fetched from a URL, offered to [`Truststore::load_with`].
+#[derive(Debug, Clone)]
+pub struct FetchedCrl {
+    pub url: String,
+    pub der: CertificateRevocationListDer<'static>,
+}
+
+/// Why a CRL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrlRefusal {
+    #[error("{0}")]
+    Bad(String),
+    #[error("CRL signature does not verify with the key of its issuer {0}")]
+    Signature(String),
+    #[error("its issuer {0} is not a CA in the truststore, so its signature cannot be checked")]
+    NoIssuer(String),
 }
 
 /// An immutable truststore snapshot; build a new one to reload.
@@ -85,6 +127,8 @@ pub struct Truststore {
     cas: Vec<CaInfo>,
     crl_info: Vec<CrlInfo>,
     root_subjects: Vec<DistinguishedName>,
+    /// Every CA (roots, then intermediates), parsed: the possible CRL issuers.
+    parsed_cas: Vec<Certificate>,
 }
 
 /// One CA certificate as loaded, kept until CRLs are checked.
@@ -103,6 +147,11 @@ struct LoadedCrl {
 impl Truststore {
     /// Load `dir/roots`, `dir/intermediates` and `dir/crls`.
     pub fn load(dir: &Path) -> Result<Truststore, TruststoreError> {
+        Self::load_with(dir, &[])
+    }
+
+    /// Load the folder, and use the `fetched` CRLs that verify against its CAs.
+    pub fn load_with(dir: &Path, fetched: &[FetchedCrl]) -> Result<Truststore, TruststoreError> {
         let roots = load_ca_dir(&dir.join("roots"))?;
         if roots.is_empty() {
             return Err(TruststoreError::NoRoots {
@@ -126,36 +175,39 @@ impl Truststore {
             cas.push(ca_info(file, ca, false));
         }
 
+        let parsed_cas: Vec<Certificate> = roots
+            .iter()
+            .chain(intermediates.iter())
+            .map(|(_, ca)| ca.parsed.clone())
+            .collect();
         let mut loaded: Vec<LoadedCrl> = Vec::new();
         for file in list_files(&dir.join("crls"))? {
             for der in read_crls(&file)? {
-                let mut crl = parse_crl(&file, &der)?;
-                let issuers = roots
-                    .iter()
-                    .chain(intermediates.iter())
-                    .filter(|(_, ca)| ca.parsed.tbs_certificate().subject() == &crl.issuer)
-                    .collect::<Vec<_>>();
-                if !issuers.is_empty() {
-                    let signer = issuers
-                        .iter()
-                        .find(|(_, ca)| crl_signature_ok(&der, &ca.parsed, sig_algs));
-                    let Some((_, signer)) = signer else {
-                        return Err(TruststoreError::CrlSignature {
-                            file,
-                            issuer: crl.info.issuer,
-                        });
-                    };
-                    check_crl_profile(&file, &der, Some(&signer.parsed))?;
-                    crl.info.signature_checked = true;
-                } else {
-                    check_crl_profile(&file, &der, None)?;
-                    tracing::warn!(
-                        file = %file.display(),
-                        issuer = %crl.info.issuer,
-                        "CRL issuer is not in the truststore; its signature is checked at use"
-                    );
+                let source = CrlSource::File(file.clone());
+                match check_crl(source, &der, &parsed_cas, sig_algs, false) {
+                    Ok(crl) => {
+                        if !crl.info.signature_checked {
+                            tracing::warn!(
+                                file = %file.display(),
+                                issuer = %crl.info.issuer,
+                                "CRL issuer is not in the truststore; its signature is checked at use"
+                            );
+                        }
+                        loaded.push(crl);
+                    }
+                    Err(CrlRefusal::Signature(issuer)) => {
+                        return Err(TruststoreError::CrlSignature { file, issuer })
+                    }
+                    Err(e) => return Err(bad(&file, e)),
                 }
-                loaded.push(crl);
+            }
+        }
+        for f in fetched {
+            let source = CrlSource::Url(f.url.clone());
+            match check_crl(source, &f.der, &parsed_cas, sig_algs, true) {
+                Ok(crl) => loaded.push(crl),
+                Err(e) => tracing::warn!(url = %f.url, reason = %e,
+                    "a fetched CRL no longer verifies against the truststore; left out"),
             }
         }
 
@@ -165,16 +217,16 @@ impl Truststore {
             match kept.iter_mut().find(|k| k.issuer == crl.issuer) {
                 Some(k) if crl.info.this_update > k.info.this_update => {
                     tracing::info!(
-                        kept = %crl.info.file.display(),
-                        dropped = %k.info.file.display(),
+                        kept = %crl.info.source,
+                        dropped = %k.info.source,
                         "two CRLs for one issuer: keeping the newer"
                     );
                     *k = crl;
                 }
                 Some(k) => {
                     tracing::info!(
-                        kept = %k.info.file.display(),
-                        dropped = %crl.info.file.display(),
+                        kept = %k.info.source,
+                        dropped = %crl.info.source,
                         "two CRLs for one issuer: keeping the newer"
                     );
                 }
@@ -192,7 +244,22 @@ impl Truststore {
             cas,
             crl_info,
             root_subjects,
+            parsed_cas,
         })
+    }
+
+    /// Check a CRL fetched from `url` as [`Truststore::load_with`] will: it parses, its
+    /// issuer is a CA here, the signature verifies and it meets the RFC 5280 profile.
+    pub fn check_fetched_crl(&self, url: &str, der: &[u8]) -> Result<CrlInfo, CrlRefusal> {
+        let algs = super::provider().signature_verification_algorithms.all;
+        check_crl(
+            CrlSource::Url(url.to_owned()),
+            der,
+            &self.parsed_cas,
+            algs,
+            true,
+        )
+        .map(|c| c.info)
     }
 
     pub fn anchors(&self) -> &[TrustAnchor<'static>] {
@@ -326,36 +393,51 @@ fn read_crls(file: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
     Ok(ders)
 }
 
-fn parse_crl(file: &Path, der: &[u8]) -> Result<LoadedCrl, TruststoreError> {
+/// Parse one CRL and check it against `cas`: the signature with its issuer's key (any CA
+/// with the issuer's name whose key verifies it) and the RFC 5280 rules webpki does not
+/// check ([`super::profile::check_crl`]). A CRL whose issuer is not among `cas` is refused
+/// when `require_issuer`, else kept unchecked (webpki checks it at use).
+fn check_crl(
+    source: CrlSource,
+    der: &[u8],
+    cas: &[Certificate],
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    require_issuer: bool,
+) -> Result<LoadedCrl, CrlRefusal> {
     let crl = OwnedCertRevocationList::from_der(der)
-        .map_err(|e| bad(file, format!("CRL not usable: {e}")))?;
+        .map_err(|e| CrlRefusal::Bad(format!("CRL not usable: {e}")))?;
     let parsed = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
-        .map_err(|e| bad(file, format!("CRL is not valid: {e}")))?;
+        .map_err(|e| CrlRefusal::Bad(format!("CRL is not valid: {e}")))?;
     let tbs = &parsed.tbs_cert_list;
-    let info = CrlInfo {
+    let mut info = CrlInfo {
         issuer: format_name(&tbs.issuer),
         this_update: tbs.this_update.to_system_time(),
         next_update: tbs.next_update.map(|t| t.to_system_time()),
         revoked: tbs.revoked_certificates.as_ref().map_or(0, Vec::len),
         signature_checked: false,
-        file: file.to_path_buf(),
+        source,
     };
+    let mut issuers = cas
+        .iter()
+        .filter(|ca| ca.tbs_certificate().subject() == &tbs.issuer)
+        .peekable();
+    let signer = if issuers.peek().is_some() {
+        let Some(signer) = issuers.find(|ca| crl_signature_ok(der, ca, algs)) else {
+            return Err(CrlRefusal::Signature(info.issuer));
+        };
+        info.signature_checked = true;
+        Some(signer)
+    } else if require_issuer {
+        return Err(CrlRefusal::NoIssuer(info.issuer));
+    } else {
+        None
+    };
+    super::profile::check_crl(&parsed, signer).map_err(|e| CrlRefusal::Bad(e.to_string()))?;
     Ok(LoadedCrl {
         crl,
         info,
         issuer: tbs.issuer.clone(),
     })
-}
-
-/// RFC 5280 rules on a CRL that webpki does not check (see [`super::profile::check_crl`]).
-fn check_crl_profile(
-    file: &Path,
-    der: &[u8],
-    issuer: Option<&Certificate>,
-) -> Result<(), TruststoreError> {
-    let parsed = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
-        .map_err(|e| bad(file, format!("CRL is not valid: {e}")))?;
-    super::profile::check_crl(&parsed, issuer).map_err(|e| bad(file, e))
 }
 
 fn ca_info(file: &Path, ca: &LoadedCa, root: bool) -> CaInfo {

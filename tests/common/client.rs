@@ -129,6 +129,19 @@ pub async fn connect(addr: SocketAddr, pki: &TestPki, opts: Opts<'_>) -> Result<
     }
 }
 
+/// An HTTP/1.1 and an HTTP/2 connection as `who`, each with one request answered 200.
+pub async fn connect_both(addr: SocketAddr, pki: &TestPki, who: &Leaf) -> (Conn, Conn) {
+    let mut h1 = connect(addr, pki, Opts::with(who)).await.unwrap();
+    let h2_opts = Opts {
+        h2: true,
+        ..Opts::with(who)
+    };
+    let mut h2 = connect(addr, pki, h2_opts).await.unwrap();
+    assert_eq!(h1.get("/").await.unwrap().status, 200);
+    assert_eq!(h2.get("/").await.unwrap().status, 200);
+    (h1, h2)
+}
+
 impl Conn {
     pub async fn send(&mut self, mut req: Request<Full<Bytes>>) -> Result<Reply, String> {
         let resp = match self {

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use portcullis::server::{self, Running};
 
@@ -157,4 +158,52 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain-HTTP POST to the admin listener: (status, JSON body).
+pub async fn admin_post(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(path)
+        .header("host", "admin")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// Sum of every sample of `name` whose labels contain all of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| {
+            let rest = &l[name.len()..];
+            rest.starts_with(' ') || rest.starts_with('{')
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Send GETs on `conn` until one is refused with 403 (bounded); the time that took.
+pub async fn until_refused(
+    conn: &mut client::Conn,
+    limit: Duration,
+) -> Option<(Duration, client::Reply)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        match conn.get("/").await {
+            Ok(r) if r.status == 403 => return Some((start.elapsed(), r)),
+            Ok(r) => assert_eq!(r.status, 200, "unexpected reply before the cut-off"),
+            Err(e) => panic!("the connection failed instead of being refused: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
 }

@@ -139,9 +139,14 @@ impl Ca {
     }
 
     pub fn crl_pem(&self, next_update: OffsetDateTime) -> String {
+        self.crl_pem_at(OffsetDateTime::now_utc() - Duration::hours(2), next_update)
+    }
+
+    /// A CRL of this CA's revocations with the given thisUpdate.
+    pub fn crl_pem_at(&self, this_update: OffsetDateTime, next_update: OffsetDateTime) -> String {
         let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::hours(2),
+            this_update,
             next_update,
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,

@@ -14,7 +14,6 @@
 //! completely and swaps it in; a failed fetch or a bad document keeps the last good set.
 
 pub mod cache;
-pub mod fetch;
 pub mod jwks;
 pub mod token;
 
@@ -29,16 +28,22 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Mutex};
 
 use self::cache::TokenCache;
-use self::fetch::{Fetched, Fetcher, Validators};
 use self::jwks::Keyset;
 pub use self::token::{Reject, Verified};
 use crate::config::defaults as d;
 use crate::config::{JwksSource, JwtConfig};
+use crate::fetch::{Fetched, Fetcher, Limits, Validators};
 use crate::proxy::conn::ConnInfo;
 use crate::telemetry::metrics as m;
 
 /// How often a `jwks_file` is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(1);
+
+const JWKS_LIMITS: Limits = Limits {
+    accept: "application/json, application/jwk-set+json",
+    timeout: d::JWKS_FETCH_TIMEOUT,
+    max_size: d::JWKS_MAX_SIZE,
+};
 
 /// Every configured provider, by name.
 #[derive(Debug, Default)]
@@ -117,7 +122,7 @@ impl Providers {
 /// loads, a file source parses into at least one usable key.
 pub fn check(cfg: &JwtConfig) -> Result<(), String> {
     match &cfg.jwks {
-        JwksSource::Url(url) => Fetcher::new(url, cfg.jwks_ca.as_deref())
+        JwksSource::Url(url) => Fetcher::new(url, cfg.jwks_ca.as_deref(), JWKS_LIMITS)
             .map(drop)
             .map_err(|e| e.to_string()),
         JwksSource::File(path) => {
@@ -143,9 +148,10 @@ impl Provider {
             message,
         };
         let fetcher = match &cfg.jwks {
-            JwksSource::Url(url) => {
-                Some(Fetcher::new(url, cfg.jwks_ca.as_deref()).map_err(|e| fail(e.to_string()))?)
-            }
+            JwksSource::Url(url) => Some(
+                Fetcher::new(url, cfg.jwks_ca.as_deref(), JWKS_LIMITS)
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
             JwksSource::File(_) => None,
         };
         let (bytes, set, validators) = match (&fetcher, &cfg.jwks) {

@@ -1,8 +1,11 @@
-//! Fetching a JWKS document over HTTP(S): one GET on a fresh connection, conditional on
-//! the last `ETag` / `Last-Modified`, bounded in time and size. https uses the provider's
-//! `jwks_ca` bundle only; plain http is allowed by the config only to 127.0.0.1 (tests).
+//! Fetching a document over HTTP(S) in the background: one GET on a fresh connection,
+//! conditional on the last `ETag` / `Last-Modified`, bounded in time and size. Used for
+//! JWKS documents (https with the provider's `jwks_ca` bundle only; plain http only to
+//! 127.0.0.1) and CRLs (plain http, like the CRL distribution points of RFC 5280: the CRL's
+//! own signature is what makes it trustworthy). Redirects are not followed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode, Uri};
@@ -13,13 +16,11 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::defaults as d;
-
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("bad URL: {0}")]
     Url(String),
-    #[error("jwks_ca: {0}")]
+    #[error("CA bundle: {0}")]
     Ca(String),
     #[error("connect: {0}")]
     Connect(std::io::Error),
@@ -27,7 +28,7 @@ pub enum FetchError {
     Tls(std::io::Error),
     #[error("HTTP: {0}")]
     Http(String),
-    #[error("the issuer answered {0}")]
+    #[error("the server answered {0}")]
     Status(StatusCode),
     #[error("timed out")]
     Timeout,
@@ -45,11 +46,23 @@ pub enum Fetched {
     NotModified,
 }
 
+/// What one kind of document may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The `Accept` header sent.
+    pub accept: &'static str,
+    /// For the whole exchange: connect, request, body.
+    pub timeout: Duration,
+    /// A larger body is refused.
+    pub max_size: usize,
+}
+
 /// Everything needed to fetch one URL, built once.
 #[derive(Clone)]
 pub struct Fetcher {
     uri: Uri,
     tls: Option<TlsConnector>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -59,7 +72,12 @@ impl std::fmt::Debug for Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(url: &str, ca: Option<&std::path::Path>) -> Result<Fetcher, FetchError> {
+    /// `ca` is the bundle trusted for https; without one only http URLs are accepted.
+    pub fn new(
+        url: &str,
+        ca: Option<&std::path::Path>,
+        limits: Limits,
+    ) -> Result<Fetcher, FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::Url(url.into()))?;
         let tls = match uri.scheme_str() {
             Some("https") => {
@@ -82,11 +100,11 @@ impl Fetcher {
             Some("http") => None,
             _ => return Err(FetchError::Url(url.into())),
         };
-        Ok(Fetcher { uri, tls })
+        Ok(Fetcher { uri, tls, limits })
     }
 
     pub async fn fetch(&self, prev: &Validators) -> Result<Fetched, FetchError> {
-        tokio::time::timeout(d::JWKS_FETCH_TIMEOUT, self.fetch_inner(prev))
+        tokio::time::timeout(self.limits.timeout, self.fetch_inner(prev))
             .await
             .map_err(|_| FetchError::Timeout)?
     }
@@ -105,7 +123,7 @@ impl Fetcher {
         let authority = self.uri.authority().map_or(host, |a| a.as_str());
         let mut req = Request::get(path)
             .header(header::HOST, authority)
-            .header(header::ACCEPT, "application/json, application/jwk-set+json");
+            .header(header::ACCEPT, self.limits.accept);
         if let Some(e) = &prev.etag {
             req = req.header(header::IF_NONE_MATCH, e);
         }
@@ -134,7 +152,7 @@ impl Fetcher {
             etag: resp.headers().get(header::ETAG).cloned(),
             last_modified: resp.headers().get(header::LAST_MODIFIED).cloned(),
         };
-        let body = Limited::new(resp.into_body(), d::JWKS_MAX_SIZE)
+        let body = Limited::new(resp.into_body(), self.limits.max_size)
             .collect()
             .await
             .map_err(|e| FetchError::Http(e.to_string()))?
