@@ -161,6 +161,38 @@ impl Fetcher {
     }
 }
 
+/// When to fetch next: `period` after a success; after a failure `first`, doubling with
+/// each further failure up to `period` (a document that failed is retried soon, a source
+/// that stays down is not hammered).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    period: Duration,
+    retry: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, period: Duration) -> Backoff {
+        let first = first.min(period);
+        Backoff {
+            first,
+            period,
+            retry: first,
+        }
+    }
+
+    /// The delay before the next fetch, after one that succeeded (`ok`) or not.
+    pub fn next(&mut self, ok: bool) -> Duration {
+        if ok {
+            self.retry = self.first;
+            return self.period;
+        }
+        let d = self.retry;
+        self.retry = (self.retry * 2).min(self.period);
+        d
+    }
+}
+
 async fn send<I>(
     io: I,
     req: Request<Empty<Bytes>>,
@@ -177,4 +209,26 @@ where
     tx.send_request(req)
         .await
         .map_err(|e| FetchError::Http(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Backoff;
+
+    #[test]
+    fn backoff_doubles_to_the_period_and_resets_on_success() {
+        let s = Duration::from_secs;
+        let mut b = Backoff::new(s(1), s(10));
+        assert_eq!(b.next(true), s(10));
+        let fails: Vec<_> = (0..6).map(|_| b.next(false)).collect();
+        assert_eq!(fails, [s(1), s(2), s(4), s(8), s(10), s(10)]);
+        assert_eq!(b.next(true), s(10));
+        assert_eq!(b.next(false), s(1));
+        // A period shorter than the first retry: never slower than the period.
+        let mut b = Backoff::new(s(5), s(2));
+        assert_eq!(b.next(false), s(2));
+        assert_eq!(b.next(false), s(2));
+    }
 }

@@ -34,7 +34,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::defaults as d;
 use crate::config::CrlFetchConfig;
-use crate::fetch::{Fetched, Fetcher, Limits, Validators};
+use crate::fetch::{Backoff, Fetched, Fetcher, Limits, Validators};
 use crate::proxy::pipeline::Shared;
 use crate::server::stopped;
 use crate::telemetry::metrics as m;
@@ -270,24 +270,15 @@ async fn run(
     first: Duration,
 ) {
     let mut delay = first;
-    let mut retry = FIRST_RETRY.min(source.interval);
+    let mut backoff = Backoff::new(FIRST_RETRY, source.interval);
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => return,
             _ = tokio::time::sleep(delay) => {}
         }
         let truststore = shared.trust.load().truststore.clone();
-        delay = match store.fetch_once(&source, &truststore).await {
-            Outcome::Failed | Outcome::Invalid => {
-                let d = retry;
-                retry = (retry * 2).min(source.interval);
-                d
-            }
-            _ => {
-                retry = FIRST_RETRY.min(source.interval);
-                source.interval
-            }
-        };
+        let outcome = store.fetch_once(&source, &truststore).await;
+        delay = backoff.next(!matches!(outcome, Outcome::Failed | Outcome::Invalid));
         // A CA publishes its next CRL by the current one's nextUpdate: look then.
         if let Some(left) = store
             .next_update(&source.url)

@@ -32,12 +32,15 @@ use self::jwks::Keyset;
 pub use self::token::{Reject, Verified};
 use crate::config::defaults as d;
 use crate::config::{JwksSource, JwtConfig};
-use crate::fetch::{Fetched, Fetcher, Limits, Validators};
+use crate::fetch::{Backoff, Fetched, Fetcher, Limits, Validators};
 use crate::proxy::conn::ConnInfo;
 use crate::telemetry::metrics as m;
 
 /// How often a `jwks_file` is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(1);
+
+/// The first retry after a failed scheduled JWKS fetch (doubling up to `refresh`).
+const JWKS_FIRST_RETRY: Duration = Duration::from_secs(5);
 
 const JWKS_LIMITS: Limits = Limits {
     accept: "application/json, application/jwk-set+json",
@@ -211,9 +214,12 @@ impl Provider {
         "updated"
     }
 
-    /// One conditional fetch; a failure keeps the current set. `why` labels the metric.
-    async fn refetch(&self, why: &'static str) {
-        let Some(fetcher) = &self.fetcher else { return };
+    /// One conditional fetch; a failure keeps the current set. `why` labels the metric; the
+    /// result label is returned.
+    async fn refetch(&self, why: &'static str) -> &'static str {
+        let Some(fetcher) = &self.fetcher else {
+            return "not_modified";
+        };
         let mut validators = self.fetch_state.lock().await;
         let result = match fetcher.fetch(&validators).await {
             Ok(Fetched::NotModified) => "not_modified",
@@ -234,6 +240,7 @@ impl Provider {
         };
         metrics::counter!(m::AUTH_JWKS_FETCHES_TOTAL, "provider" => self.cfg.name.clone(), "trigger" => why, "result" => result)
             .increment(1);
+        result
     }
 
     /// After an unknown `kid`: refetch now unless one was done within the interval. Waits
@@ -267,16 +274,21 @@ impl Provider {
             .as_deref()
             .and_then(|p| std::fs::read(p).ok())
             .map(|b| Sha256::digest(&b));
+        // A failed or refused scheduled fetch is retried soon rather than a whole `refresh`
+        // later, so a key rotation during an issuer outage is picked up when it ends.
+        let mut backoff = Backoff::new(JWKS_FIRST_RETRY, period);
+        let mut delay = period;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(period) => {}
+                _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
             }
             if *shutdown.borrow() {
                 return;
             }
             let Some(path) = &path else {
-                self.refetch("schedule").await;
+                let result = self.refetch("schedule").await;
+                delay = backoff.next(!matches!(result, "failed" | "invalid"));
                 continue;
             };
             let Ok(bytes) = tokio::fs::read(path).await else {
