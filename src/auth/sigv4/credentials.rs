@@ -258,17 +258,20 @@ fn is_printable(s: &str) -> bool {
 
 /// Secret keys deserve the care of private keys: say so when others can read the file.
 fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(md) = std::fs::metadata(path) {
-        let mode = md.permissions().mode();
-        if mode & 0o044 != 0 {
-            tracing::warn!(
-                path = %path.display(),
-                mode = format!("{:o}", mode & 0o777),
-                "the sigv4 credentials file holds secret keys and is readable by others; chmod 600 it"
-            );
-        }
+    if let Some(mode) = readable_by_others(path) {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the sigv4 credentials file holds secret keys and is readable by others; chmod 600 it"
+        );
     }
+}
+
+/// The file's permission bits when its group or others may read it.
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o044 != 0).then_some(mode)
 }
 
 #[cfg(test)]
@@ -279,6 +282,25 @@ mod tests {
         let p = dir.join("creds.toml");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    #[test]
+    fn group_or_world_readable_files_are_flagged() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "");
+        let chmod = |m| std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+        chmod(0o600);
+        assert_eq!(readable_by_others(&p), None);
+        chmod(0o400);
+        assert_eq!(readable_by_others(&p), None);
+        chmod(0o640);
+        assert_eq!(readable_by_others(&p), Some(0o640));
+        chmod(0o604);
+        assert_eq!(readable_by_others(&p), Some(0o604));
+        chmod(0o644);
+        assert_eq!(readable_by_others(&p), Some(0o644));
+        assert_eq!(readable_by_others(&dir.path().join("missing")), None);
     }
 
     #[test]

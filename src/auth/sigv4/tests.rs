@@ -397,3 +397,60 @@ fn tampering_time_and_scope_are_refused() {
         Err(Sigv4Error::ExpiryTooLong)
     );
 }
+
+/// The header form may carry its time in `Date` as an HTTP-date (RFC 7231 IMF-fixdate), as
+/// the original 2011 AWS suite did: the canonical request keeps the header's text, the
+/// string to sign uses the same instant in ISO 8601 basic. The expected signature is
+/// computed here by hand (aws-lc HMAC), not with the verifier's code.
+#[test]
+fn http_date_header_signs_and_is_time_checked() {
+    use aws_lc_rs::{digest, hmac};
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let date = "Sun, 30 Aug 2015 12:36:00 GMT";
+    let creq = format!(
+        "GET\n/\n\ndate:{date}\nhost:example.amazonaws.com\n\ndate;host\n{}",
+        hex::encode(digest::digest(&digest::SHA256, b""))
+    );
+    let scope = "20150830/us-east-1/service/aws4_request";
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n20150830T123600Z\n{scope}\n{}",
+        hex::encode(digest::digest(&digest::SHA256, creq.as_bytes()))
+    );
+    let mut key = format!("AWS4{secret}").into_bytes();
+    for part in ["20150830", "us-east-1", "service", "aws4_request", &sts] {
+        key = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), part.as_bytes())
+            .as_ref()
+            .to_vec();
+    }
+    let signature = hex::encode(key);
+    let v = verifier("us-east-1", "service", credential("AKIDEXAMPLE", secret));
+    let now = parse_amz_date("20150830T123600Z").unwrap();
+    let run = |date: &str, now: i64| {
+        let raw = parse_raw(&format!(
+            "GET / HTTP/1.1\nHost:example.amazonaws.com\nDate:{date}\nAuthorization:AWS4-HMAC-SHA256 \
+             Credential=AKIDEXAMPLE/{scope}, SignedHeaders=date;host, Signature={signature}\n\n"
+        ));
+        let host = raw.headers.get(http::header::HOST).cloned();
+        v.verify(
+            &SignedRequest {
+                method: &raw.method,
+                path: &raw.path,
+                query: &raw.query,
+                headers: &raw.headers,
+                host: host.as_ref(),
+                body: &raw.body,
+            },
+            now,
+        )
+        .map(|_| ())
+    };
+    assert_eq!(run(date, now), Ok(()));
+    // The Date header is the request time: skew is checked against it.
+    assert_eq!(run(date, now + 301), Err(Sigv4Error::Expired));
+    // It is signed: another second is another signature.
+    assert_eq!(
+        run("Sun, 30 Aug 2015 12:36:01 GMT", now),
+        Err(Sigv4Error::SignatureMismatch)
+    );
+    assert_eq!(run("yesterday", now), Err(Sigv4Error::BadDate));
+}
