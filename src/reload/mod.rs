@@ -5,8 +5,9 @@
 //! Triggers ([`Trigger`]): `POST /reload` on the admin listener, SIGHUP, a file watcher
 //! (debounced) and a poller that compares file contents (the fallback for filesystems that
 //! miss events); see [`watch`]. A CRL fetched from a URL ([`crl_fetch`]) rebuilds only the
-//! truststore generation ([`Reloader::refresh_trust`]). Reloads are serialised. A failed build changes nothing: the
-//! reasons are logged and returned, and `portcullis_reload_total{result="failure"}` counts it.
+//! truststore generation ([`Reloader::refresh_trust`]). Reloads are serialised. A failed
+//! build changes nothing: the reasons are logged and returned, and
+//! `portcullis_reload_total{result="failure"}` counts it.
 //!
 //! What a successful reload swaps: the [`TrustState`] (truststore generation, verifiers,
 //! per-listener TLS acceptors with the new server certificate) and the routing
