@@ -8,6 +8,14 @@ use clap::{Parser, Subcommand};
 
 use portcullis::{cli, quickstart};
 
+/// mimalloc instead of glibc malloc: the keep-alive profile spent ~12 % of the gateway's
+/// samples in glibc malloc/free (per-request header maps, bodies, futures); see
+/// BENCHMARKS.md, round 2, for the A/B that decided it. Built with `no_thp` (Cargo.toml):
+/// with transparent huge pages its arenas cost ~12 KiB more RSS per idle connection.
+/// Only the binary sets it, so tests and benches keep the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",

@@ -22,7 +22,7 @@ WORKERS=${WORKERS:-2}      # proxy worker processes / threads, the same for all 
 CLIENT_THREADS=${CLIENT_THREADS:-1}
 WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
 PROXIES=${PROXIES:-"nginx haproxy portcullis"}
-MEASURES=${MEASURES:-"keepalive full resume idle"}   # a subset reruns only those figures
+MEASURES=${MEASURES:-"keepalive full resume idle auth"}   # a subset reruns only those figures
 OUT="$WORK/results"
 mkdir -p "$OUT"
 
@@ -162,14 +162,99 @@ PY
 done
 
 # --- 6: portcullis auth modes ------------------------------------------------------------
-# mTLS+JWT and mTLS+SigV4 vs mTLS only need the jwt / sigv4 authenticators; a build
-# without them refuses `auth = ["jwt"]`, and the figure is skipped.
-probe="$WORK/portcullis/probe.toml"
-sed 's/^name = "all"$/name = "all"\nauth = ["mtls", "jwt"]/' "$WORK/portcullis/portcullis.toml" > "$probe"
-if "$PC" check --config "$probe" >/dev/null 2>&1; then
-  echo "== 6: this build has jwt auth; wire its token config into compare/run.sh to measure it"
-else
-  echo "== 6: skipped: this portcullis build has no jwt/sigv4 authenticator yet"
+# mTLS+JWT and mTLS+SigV4 vs mTLS only, on one portcullis with three routes (same backend):
+# `/` mTLS only, `/jwt` mTLS + an RS256 bearer token (local JWKS file), `/sigv4` mTLS + a
+# SigV4 signature (credentials file). The key, token and secret are made here, in $WORK.
+# Runs are interleaved (mtls, jwt, sigv4, mtls, ...) so contention hits all three alike.
+# A build without the authenticators refuses the config, and the figure is skipped.
+if has auth; then
+  A="$WORK/portcullis/auth"; mkdir -p "$A"
+  openssl genrsa -out "$A/jwt.key" 2048 2>/dev/null
+  modulus=$(openssl rsa -in "$A/jwt.key" -noout -modulus | cut -d= -f2)
+  python3 - "$A" "$modulus" <<'PY'
+import base64, json, subprocess, sys, time
+a, mod = sys.argv[1], sys.argv[2]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+jwks = {"keys": [{"kty": "RSA", "kid": "bench", "alg": "RS256", "use": "sig",
+                  "n": b64(bytes.fromhex(mod)), "e": "AQAB"}]}
+json.dump(jwks, open(f"{a}/jwks.json", "w"))
+now = int(time.time())
+head = b64(json.dumps({"alg": "RS256", "kid": "bench", "typ": "JWT"}).encode())
+body = b64(json.dumps({"iss": "https://issuer.bench.test", "aud": "bench", "sub": "client-1",
+                       "client_id": "bench", "token_use": "access", "scope": "bench/read",
+                       "iat": now, "exp": now + 86400}).encode())
+sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", f"{a}/jwt.key"],
+                     input=f"{head}.{body}".encode(), capture_output=True, check=True).stdout
+open(f"{a}/token", "w").write(f"{head}.{body}.{b64(sig)}")
+PY
+  SIGV4_KEY=AKIDBENCHEXAMPLE
+  SIGV4_SECRET=$(openssl rand -hex 20)
+  ( umask 077
+    printf '[[credential]]\naccess_key_id = "%s"\nsecret_access_key = "%s"\nprincipal = "bench"\n' \
+      "$SIGV4_KEY" "$SIGV4_SECRET" > "$A/credentials.toml" )
+  cat "$WORK/portcullis/portcullis.toml" - > "$A/portcullis.toml" <<EOF
+
+[[route]]
+name = "jwt"
+path_prefix = "/jwt"
+upstream = "backend"
+auth = ["mtls", "jwt:bench"]
+
+[[route]]
+name = "sigv4"
+path_prefix = "/sigv4"
+upstream = "backend"
+auth = ["mtls", "sigv4"]
+
+[auth.jwt.bench]
+issuer = "https://issuer.bench.test"
+jwks_file = "$A/jwks.json"
+algorithms = ["RS256"]
+audiences = ["bench"]
+token_use = "access"
+
+[auth.sigv4]
+region = "us-east-1"
+service = "execute-api"
+credentials_file = "$A/credentials.toml"
+EOF
+  if "$PC" check --config "$A/portcullis.toml" >/dev/null 2>&1; then
+    echo "== 6: portcullis mTLS only vs mTLS+JWT vs mTLS+SigV4"
+    "$PC" run --config "$A/portcullis.toml" &
+    PROXY_PID=$!; PIDS+=("$PROXY_PID"); sleep 1.5
+    kill -0 "$PROXY_PID" || { echo "portcullis (auth config) did not start"; exit 1; }
+    BASE="https://127.0.0.1:$(port_of portcullis)"
+    "$LT" run "$BASE/" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -c "$CONNS" -d 1s -q > /dev/null
+    for i in $(seq "$RUNS"); do
+      URL="$BASE/"; measure "auth-mtls-$i" -c "$CONNS" -d "$DUR"
+      URL="$BASE/jwt"; measure "auth-jwt-$i" -c "$CONNS" -d "$DUR" --bearer "$(cat "$A/token")"
+      URL="$BASE/sigv4"; LOADTEST_SIGV4_SECRET_KEY="$SIGV4_SECRET" measure "auth-sigv4-$i" \
+          -c "$CONNS" -d "$DUR" --sigv4-access-key "$SIGV4_KEY"
+    done
+    kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+    python3 - "$OUT" <<'PY' | tee "$OUT/auth.md"
+import glob, json, os, statistics, sys
+out = sys.argv[1]
+rows = {}
+for mode in ["mtls", "jwt", "sigv4"]:
+    rs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(out, f"auth-{mode}-*.json")))]
+    cpu = [r["proxy_cpu_s"] / max(r["requests"]["ok"], 1) * 1e6 for r in rs]
+    rows[mode] = (statistics.median(r["requests_per_s"] for r in rs), statistics.median(cpu),
+                  statistics.median(r["latency_ms"]["p99"] for r in rs),
+                  sum(r["requests"]["errors"] for r in rs))
+m = rows["mtls"]
+print("| auth | req/s | vs mTLS | proxy CPU per request (us) | vs mTLS | p99 (ms) | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for mode, label in [("mtls", "mTLS only"), ("jwt", "mTLS + JWT (RS256, cached)"),
+                    ("sigv4", "mTLS + SigV4")]:
+    r = rows[mode]
+    print(f"| {label} | {r[0]:,.0f} | {r[0] / m[0]:.2f}x | {r[1]:.1f} | {r[1] / m[1]:.2f}x "
+          f"| {r[2]:.2f} | {r[3]} |")
+PY
+  else
+    echo "== 6: skipped: this portcullis build refuses the jwt/sigv4 config:"
+    "$PC" check --config "$A/portcullis.toml" || true
+  fi
 fi
 
 python3 "$HERE/table.py" "$OUT" "$RUNS" "$WORKERS" "$CONNS" "$HS_CONNS" "$IDLE" | tee "$OUT/table.md"

@@ -33,6 +33,8 @@ pub struct ConnInfo {
     pub activity: Activity,
     /// The presented chain and the truststore generation it was verified under.
     pub trust: ConnTrust,
+    /// The request metric handles of this connection's last route and status.
+    pub metrics: crate::telemetry::request_metrics::RequestMetrics,
 }
 
 /// What an open connection needs to re-check its identity after a truststore reload
@@ -143,6 +145,7 @@ impl ConnInfo {
             identity,
             activity: Activity::default(),
             trust: ConnTrust::default(),
+            metrics: Default::default(),
         }
     }
 

@@ -23,6 +23,16 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+// The identity header names as `HeaderName`s, built at compile time: inserting with a
+// `&str` key re-validates the name on every call (~600 instructions each, four or more per
+// request; BENCHMARKS.md, round 2).
+const XFCC: HeaderName = HeaderName::from_static(conn::XFCC);
+const X_CLIENT_SUBJECT: HeaderName = HeaderName::from_static(conn::X_CLIENT_SUBJECT);
+const X_CLIENT_URI_SAN: HeaderName = HeaderName::from_static(conn::X_CLIENT_URI_SAN);
+const X_CLIENT_FINGERPRINT: HeaderName = HeaderName::from_static(conn::X_CLIENT_FINGERPRINT);
+const X_CLIENT_PRINCIPAL: HeaderName = HeaderName::from_static(conn::X_CLIENT_PRINCIPAL);
+const X_CLIENT_ACCESS_KEY_ID: HeaderName = HeaderName::from_static(conn::X_CLIENT_ACCESS_KEY_ID);
+const X_CLIENT_ATTRIBUTES: HeaderName = HeaderName::from_static(conn::X_CLIENT_ATTRIBUTES);
 
 /// Rewrite request headers for the backend. `host` is the request's host as received
 /// (Host header or HTTP/2 `:authority`), if any.
@@ -52,21 +62,21 @@ pub fn rewrite_request(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&H
     }
 
     if let Some(fid) = &conn.identity {
-        headers.insert(conn::XFCC, fid.xfcc.clone());
-        headers.insert(conn::X_CLIENT_SUBJECT, fid.subject.clone());
+        headers.insert(XFCC, fid.xfcc.clone());
+        headers.insert(X_CLIENT_SUBJECT, fid.subject.clone());
         if let Some(uri) = &fid.uri_san {
-            headers.insert(conn::X_CLIENT_URI_SAN, uri.clone());
+            headers.insert(X_CLIENT_URI_SAN, uri.clone());
         }
-        headers.insert(conn::X_CLIENT_FINGERPRINT, fid.fingerprint.clone());
+        headers.insert(X_CLIENT_FINGERPRINT, fid.fingerprint.clone());
     }
 }
 
 /// Add the identity a SigV4 signature proved (after [`rewrite_request`] stripped any forged one).
 pub fn set_sigv4_identity(headers: &mut HeaderMap, cred: &crate::auth::sigv4::Credential) {
-    headers.insert(conn::X_CLIENT_PRINCIPAL, cred.principal_header.clone());
-    headers.insert(conn::X_CLIENT_ACCESS_KEY_ID, cred.access_key_header.clone());
+    headers.insert(X_CLIENT_PRINCIPAL, cred.principal_header.clone());
+    headers.insert(X_CLIENT_ACCESS_KEY_ID, cred.access_key_header.clone());
     if let Some(a) = &cred.attributes_header {
-        headers.insert(conn::X_CLIENT_ATTRIBUTES, a.clone());
+        headers.insert(X_CLIENT_ATTRIBUTES, a.clone());
     }
 }
 
@@ -76,6 +86,15 @@ pub fn rewrite_response(headers: &mut HeaderMap) {
 }
 
 fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Most messages carry none of these: one pass over the names present is cheaper than
+    // seven hashed removals (BENCHMARKS.md, round 2). `connection` is in HOP_BY_HOP, so a
+    // message that lists more names there takes the full path.
+    if !headers
+        .keys()
+        .any(|n| *n == header::TE || HOP_BY_HOP.contains(n))
+    {
+        return;
+    }
     // Headers listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1).
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -102,7 +121,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
 }
 
 fn strip_identity_headers(headers: &mut HeaderMap) {
-    headers.remove(conn::XFCC);
+    headers.remove(XFCC);
     // Collected first: a HeaderMap cannot be filtered in place. The Vec stays unallocated
     // unless the client sent such a header.
     let forged: Vec<HeaderName> = headers

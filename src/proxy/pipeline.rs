@@ -40,7 +40,6 @@ use super::{headers, path, recheck};
 use crate::auth;
 use crate::reload::TrustState;
 use crate::telemetry::access_log::{AccessLogger, AccessRecord, LoggedBody};
-use crate::telemetry::metrics as m;
 
 /// Everything a request needs that comes from configuration: immutable, swapped whole.
 #[derive(Debug)]
@@ -105,15 +104,11 @@ pub async fn handle(
         }
     };
     rec.status = resp.status().as_u16();
-    // The route label shares the route's Arc<str> instead of copying it per request.
-    let route: metrics::SharedString = match &rec.route {
-        Some(r) => r.clone().into(),
-        None => metrics::SharedString::const_str("none"),
-    };
-    metrics::counter!(m::HTTP_REQUESTS_TOTAL, "route" => route.clone(), "status" => rec.status.to_string())
-        .increment(1);
-    metrics::histogram!(m::HTTP_REQUEST_DURATION_SECONDS, "route" => route)
-        .record(rec.start.elapsed().as_secs_f64());
+    conn.metrics.record(
+        rec.route.as_ref(),
+        rec.status,
+        rec.start.elapsed().as_secs_f64(),
+    );
     Ok(resp.map(|b| LoggedBody::new(b, rec, shared.access_log.clone())))
 }
 

@@ -237,7 +237,7 @@ impl Remote {
                 };
                 self.counters.retries.increment(1);
                 tracing::debug!(endpoint = %ep.addr, error = %err, "pooled connection was dead; retrying once");
-                let conn = self.connect(ep).await?;
+                let conn = Box::pin(self.connect(ep)).await?;
                 match conn.send(again).await {
                     Ok((resp, conn)) => {
                         self.checkin(ep, conn);
@@ -345,7 +345,10 @@ impl Remote {
             }
         }
         self.counters.misses.increment(1);
-        Ok((self.connect(ep).await?, false))
+        // Boxed: a new connection (TCP connect + TLS client handshake) is a multi-KiB state
+        // machine on the rare pool-miss path. Inline it would size every request's future,
+        // and hyper keeps one such slot per open client connection (BENCHMARKS.md, round 2).
+        Ok((Box::pin(self.connect(ep)).await?, false))
     }
 
     /// Give an HTTP/1.1 connection back to the pool once its response has been read.

@@ -361,7 +361,9 @@ impl Provider {
                 let mut keys = self.keys.load_full();
                 match parsed.verify_signature(&keys.set) {
                     Err(Reject::UnknownKid) => {
-                        self.refetch_for_unknown_kid().await;
+                        // Boxed: the JWKS fetch (TLS client) is rare and large; inline it
+                        // would size every request's future (BENCHMARKS.md, round 2).
+                        Box::pin(self.refetch_for_unknown_kid()).await;
                         keys = self.keys.load_full();
                         parsed.verify_signature(&keys.set)?;
                     }
