@@ -39,7 +39,7 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 echo "== building release binaries"
 (cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
 LT="$ROOT/target/release/loadtest"
-PC="$ROOT/target/release/portcullis"
+PC=${PC_BIN:-"$ROOT/target/release/portcullis"}   # PC_BIN=/path/to/other/build for an A/B
 
 # Room for 10,000 idle connections in the client and in each proxy.
 ulimit -Hn 65536 2>/dev/null || true
