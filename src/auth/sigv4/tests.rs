@@ -155,6 +155,24 @@ fn check_case(v: &Verifier, sreq: &str, creq: &str, sts: &str, now: i64) -> Resu
         .map_err(|e| format!("verify: {e:?}"))
 }
 
+/// Verify a raw request (the suite's text form) at `now`.
+fn verify_raw(v: &Verifier, text: &str, now: i64) -> Result<(), Sigv4Error> {
+    let raw = parse_raw(text);
+    let host = raw.headers.get(http::header::HOST).cloned();
+    v.verify(
+        &SignedRequest {
+            method: &raw.method,
+            path: &raw.path,
+            query: &raw.query,
+            headers: &raw.headers,
+            host: host.as_ref(),
+            body: &raw.body,
+        },
+        now,
+    )
+    .map(|_| ())
+}
+
 /// Cases the non-S3 rules or this test's fixed time make inapplicable, with the reason.
 const NOT_APPLICABLE: &[(&str, &str)] = &[
     (
@@ -322,22 +340,7 @@ fn tampering_time_and_scope_are_refused() {
     );
     let now = parse_amz_date("20150830T123600Z").unwrap();
     let sreq = std::fs::read_to_string(base.join("header-signed-request.txt")).unwrap();
-    let run = |text: &str, now: i64| {
-        let raw = parse_raw(text);
-        let host = raw.headers.get(http::header::HOST).cloned();
-        v.verify(
-            &SignedRequest {
-                method: &raw.method,
-                path: &raw.path,
-                query: &raw.query,
-                headers: &raw.headers,
-                host: host.as_ref(),
-                body: &raw.body,
-            },
-            now,
-        )
-        .map(|_| ())
-    };
+    let run = |text: &str, now: i64| verify_raw(&v, text, now);
     assert_eq!(run(&sreq, now), Ok(()));
     // Cached signing key gives the same answer.
     assert_eq!(run(&sreq, now), Ok(()));
@@ -426,23 +429,11 @@ fn http_date_header_signs_and_is_time_checked() {
     let v = verifier("us-east-1", "service", credential("AKIDEXAMPLE", secret));
     let now = parse_amz_date("20150830T123600Z").unwrap();
     let run = |date: &str, now: i64| {
-        let raw = parse_raw(&format!(
+        let text = format!(
             "GET / HTTP/1.1\nHost:example.amazonaws.com\nDate:{date}\nAuthorization:AWS4-HMAC-SHA256 \
              Credential=AKIDEXAMPLE/{scope}, SignedHeaders=date;host, Signature={signature}\n\n"
-        ));
-        let host = raw.headers.get(http::header::HOST).cloned();
-        v.verify(
-            &SignedRequest {
-                method: &raw.method,
-                path: &raw.path,
-                query: &raw.query,
-                headers: &raw.headers,
-                host: host.as_ref(),
-                body: &raw.body,
-            },
-            now,
-        )
-        .map(|_| ())
+        );
+        verify_raw(&v, &text, now)
     };
     assert_eq!(run(date, now), Ok(()));
     // The Date header is the request time: skew is checked against it.
