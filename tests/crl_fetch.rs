@@ -63,8 +63,13 @@ impl CrlServer {
                         async move {
                             let mut s = st.lock().unwrap();
                             s.requests += 1;
+                            // etag 0: a server that knows nothing of conditional requests.
                             let etag = format!("\"v{}\"", s.etag);
-                            let inm = req.headers().get("if-none-match").cloned();
+                            let inm = req
+                                .headers()
+                                .get("if-none-match")
+                                .cloned()
+                                .filter(|_| s.etag != 0);
                             if inm.is_some() {
                                 s.conditional += 1;
                             }
@@ -78,10 +83,12 @@ impl CrlServer {
                                     .header("etag", &etag)
                                     .body(Full::new(Bytes::new()))
                             } else {
-                                http::Response::builder()
-                                    .header("etag", &etag)
-                                    .header("content-type", "application/pkix-crl")
-                                    .body(Full::new(Bytes::from(s.body.clone())))
+                                let mut r = http::Response::builder()
+                                    .header("content-type", "application/pkix-crl");
+                                if s.etag != 0 {
+                                    r = r.header("etag", &etag);
+                                }
+                                r.body(Full::new(Bytes::from(s.body.clone())))
                             };
                             Ok::<_, Infallible>(resp.unwrap())
                         }
@@ -105,6 +112,11 @@ impl CrlServer {
         s.body = body;
         s.etag += 1;
         s.status = 200;
+    }
+
+    /// Keep the document, but answer every request 200 with it and no ETag.
+    fn without_etags(&self) {
+        self.state.lock().unwrap().etag = 0;
     }
 
     fn fail_with(&self, status: u16) {
@@ -371,6 +383,16 @@ async fn unreachable_at_start_then_recovers_and_follows_config_reloads() {
     server.serve(der(&pki.inter.crl_pem(next_week())));
     until_admitted(&gw, &pki, &alice).await;
     assert_eq!(fetched_crls(&gw).await, 1);
+
+    // A server without conditional requests sends the same CRL again: counted as
+    // unchanged, and no new truststore generation is built for it.
+    let generation =
+        |ts: String| serde_json::from_str::<serde_json::Value>(&ts).unwrap()["generation"].clone();
+    let before = generation(common::admin_get(gw.admin.unwrap(), "/truststore").await.1);
+    server.without_etags();
+    wait_fetches(&gw, &url, "unchanged", 2.0).await;
+    let after = generation(common::admin_get(gw.admin.unwrap(), "/truststore").await.1);
+    assert_eq!(before, after);
 
     // A config reload that drops the source drops its CRL from the next generation.
     let path = gw.dir.path().join("portcullis.toml");
