@@ -19,11 +19,14 @@ W=${WORK:-/tmp/portcullis-ab}
 PKI=$W/pki
 LT=${LT:-$ROOT/target/release/loadtest}
 CONF=${CONF:-$W/portcullis/portcullis.toml}
-URL=https://127.0.0.1:18445/
+URL=${URL:-https://127.0.0.1:18445/}   # e.g. .../jwt with LT_EXTRA="--bearer TOKEN"
 load() { cut -d' ' -f1 /proc/loadavg; }
 stat_field() { awk -v f="$2" '{ sub(/.*\) /, ""); print $(f - 2) }' "/proc/$1/stat"; }
 cpu_ticks() { echo $(( $(stat_field "$1" 14) + $(stat_field "$1" 15) )); }
-lt() { "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -q "$@"; }
+# LT_EXTRA: more harness flags for every run (word-split), e.g. "--bearer $TOKEN" or
+# "--sigv4-access-key AKID" (with LOADTEST_SIGV4_SECRET_KEY in the environment).
+# shellcheck disable=SC2086
+lt() { "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -q ${LT_EXTRA:-} "$@"; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cmd=${1:?usage: ab.sh setup | cpu|rate|ir|idle LABEL BINARY}
