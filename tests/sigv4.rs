@@ -250,7 +250,21 @@ async fn header_form_over_h1_and_h2_forwards_the_principal() {
     assert_eq!(last["auth"], "sigv4");
     let metrics = gw.metrics().await;
     assert!(
-        metrics.contains("portcullis_auth_sigv4_verifications_total"),
+        common::metric(
+            &metrics,
+            "portcullis_auth_sigv4_verifications_total",
+            &["result=\"ok\"", "reason=\"ok\""]
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        common::metric(&metrics, "portcullis_auth_sigv4_key_cache_hits_total", &[])
+            + common::metric(
+                &metrics,
+                "portcullis_auth_sigv4_key_cache_misses_total",
+                &[]
+            )
+            >= 1.0,
         "{metrics}"
     );
     gw.shutdown().await;
