@@ -227,8 +227,7 @@ async fn fetched_crl_revokes_open_connections_and_refuses_bad_updates() {
     let gw = start(&pki, &url).await;
 
     // The CRL fetched at start is in the first generation.
-    let (_, ts) = common::admin_get(gw.admin.unwrap(), "/truststore").await;
-    let ts: serde_json::Value = serde_json::from_str(&ts).unwrap();
+    let ts = common::truststore_json(&gw).await;
     assert_eq!(ts["generation"], 1, "{ts}");
     let fetched: Vec<_> = ts["crls"]
         .as_array()
@@ -326,8 +325,7 @@ async fn fetched_crl_revokes_open_connections_and_refuses_bad_updates() {
     wait_fetches(&gw, &url, "failed", failed + 1.0).await;
     assert!(!admitted(&gw, &pki, &alice).await);
     assert!(admitted(&gw, &pki, &bob).await);
-    let (_, ts) = common::admin_get(gw.admin.unwrap(), "/truststore").await;
-    let ts: serde_json::Value = serde_json::from_str(&ts).unwrap();
+    let ts = common::truststore_json(&gw).await;
     let inter_crl = ts["crls"]
         .as_array()
         .unwrap()
@@ -340,8 +338,7 @@ async fn fetched_crl_revokes_open_connections_and_refuses_bad_updates() {
 }
 
 async fn fetched_crls(gw: &common::TestGateway) -> usize {
-    let (_, ts) = common::admin_get(gw.admin.unwrap(), "/truststore").await;
-    let ts: serde_json::Value = serde_json::from_str(&ts).unwrap();
+    let ts = common::truststore_json(gw).await;
     ts["crls"]
         .as_array()
         .unwrap()
@@ -386,12 +383,10 @@ async fn unreachable_at_start_then_recovers_and_follows_config_reloads() {
 
     // A server without conditional requests sends the same CRL again: counted as
     // unchanged, and no new truststore generation is built for it.
-    let generation =
-        |ts: String| serde_json::from_str::<serde_json::Value>(&ts).unwrap()["generation"].clone();
-    let before = generation(common::admin_get(gw.admin.unwrap(), "/truststore").await.1);
+    let before = common::truststore_json(&gw).await["generation"].clone();
     server.without_etags();
     wait_fetches(&gw, &url, "unchanged", 2.0).await;
-    let after = generation(common::admin_get(gw.admin.unwrap(), "/truststore").await.1);
+    let after = common::truststore_json(&gw).await["generation"].clone();
     assert_eq!(before, after);
 
     // A config reload that drops the source drops its CRL from the next generation.

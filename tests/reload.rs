@@ -32,12 +32,6 @@ async fn reload(gw: &common::TestGateway) -> (u16, serde_json::Value) {
     common::admin_post(gw.admin.unwrap(), "/reload").await
 }
 
-async fn truststore_json(gw: &common::TestGateway) -> serde_json::Value {
-    let (status, body) = common::admin_get(gw.admin.unwrap(), "/truststore").await;
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 /// Write `text` to `path` the way deployment tools do: a temporary file, then a rename.
 fn replace(path: &Path, text: &str) {
     let tmp = path.with_file_name(format!(
@@ -58,7 +52,7 @@ async fn root_swap_under_keepalive_load_refuses_old_clients_and_admits_new_ones(
     let new = TestPki::named("new");
     // The watcher is off: only POST /reload applies the swap, once every file is written.
     let gw = common::start(&old, quiet()).await;
-    let before = truststore_json(&gw).await;
+    let before = common::truststore_json(&gw).await;
     assert_eq!(before["generation"], 1);
 
     // Keep-alive clients of the old PKI, each sending requests in a loop.
@@ -113,7 +107,7 @@ async fn root_swap_under_keepalive_load_refuses_old_clients_and_admits_new_ones(
             .await
             .is_err()
     );
-    let after = truststore_json(&gw).await;
+    let after = common::truststore_json(&gw).await;
     assert!(after["cas"][0]["subject"]
         .as_str()
         .unwrap()
@@ -178,7 +172,7 @@ async fn broken_inputs_keep_the_last_good_truststore() {
             .status,
         200
     );
-    assert_eq!(truststore_json(&gw).await["generation"], 1);
+    assert_eq!(common::truststore_json(&gw).await["generation"], 1);
     let metrics = gw.metrics().await;
     assert!(
         common::metric(
@@ -486,7 +480,7 @@ async fn config_reload_changes_a_route_without_dropping_requests() {
 async fn truststore_endpoint_and_expiry_gauges_show_the_active_generation() {
     let mut pki = TestPki::new();
     let gw = common::start(&pki, quiet()).await;
-    let j = truststore_json(&gw).await;
+    let j = common::truststore_json(&gw).await;
     assert_eq!(j["generation"], 1);
     assert!(j["loaded_at"].as_str().unwrap().contains('T'));
     let cas = j["cas"].as_array().unwrap();
@@ -511,7 +505,7 @@ async fn truststore_endpoint_and_expiry_gauges_show_the_active_generation() {
     );
     let (status, _) = reload(&gw).await;
     assert_eq!(status, 200);
-    let j = truststore_json(&gw).await;
+    let j = common::truststore_json(&gw).await;
     assert_eq!(j["generation"], 2);
     let revoked: u64 = j["crls"]
         .as_array()
@@ -665,7 +659,7 @@ async fn an_expired_crl_loads_and_expired_crl_decides() {
         .await
         .is_err());
     // (The nextUpdate gauge is process-wide, shared with the other tests here: not checked.)
-    let j = truststore_json(&gw).await;
+    let j = common::truststore_json(&gw).await;
     assert_eq!(j["generation"], 2);
     gw.shutdown().await;
 }

@@ -99,7 +99,7 @@ impl CrlStore {
             .collect()
     }
 
-    /// Resolves when a fetch kept a new CRL since the last call.
+    /// Resolves when a background fetch kept a new CRL since the last call.
     pub async fn changed(&self) {
         self.changed.notified().await;
     }
@@ -193,8 +193,6 @@ impl CrlStore {
                 validators,
             },
         );
-        drop(held);
-        self.changed.notify_one();
         Outcome::Updated
     }
 
@@ -211,13 +209,10 @@ impl CrlStore {
                 store.fetch_once(&s, &ts).await;
             }));
         }
+        // No wake-up for the reload loop: the start builds its first truststore with these.
         for t in tasks {
             let _ = t.await;
         }
-        // The start builds its first truststore with what was fetched: take back the wake-up
-        // the fetches left for the reload loop (`timeout` polls the future once before it
-        // looks at the clock, so a stored permit is consumed).
-        let _ = tokio::time::timeout(Duration::ZERO, self.changed.notified()).await;
     }
 
     /// Run one fetch task per source of `sources`: start the new ones (first fetch after
@@ -278,6 +273,10 @@ async fn run(
         }
         let truststore = shared.trust.load().truststore.clone();
         let outcome = store.fetch_once(&source, &truststore).await;
+        if outcome == Outcome::Updated {
+            // The reload loop builds the generation that uses it.
+            store.changed.notify_one();
+        }
         delay = backoff.next(!matches!(outcome, Outcome::Failed | Outcome::Invalid));
         // A CA publishes its next CRL by the current one's nextUpdate: look then.
         if let Some(left) = store

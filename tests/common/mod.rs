@@ -207,3 +207,10 @@ pub async fn until_refused(
     }
     None
 }
+
+/// `GET /truststore` on the admin listener, parsed (asserts 200).
+pub async fn truststore_json(gw: &TestGateway) -> serde_json::Value {
+    let (status, body) = admin_get(gw.admin.unwrap(), "/truststore").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}

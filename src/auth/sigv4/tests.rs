@@ -50,6 +50,17 @@ fn verifier(region: &str, service: &str, cred: Arc<Credential>) -> Verifier {
     Verifier::new(&config, Arc::new(SuiteSource(cred)))
 }
 
+/// The key and scope every suite case signs with.
+const SUITE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+fn suite_verifier() -> Verifier {
+    verifier(
+        "us-east-1",
+        "service",
+        credential("AKIDEXAMPLE", SUITE_SECRET),
+    )
+}
+
 /// A raw HTTP/1.1 request as the suite writes it (folded header lines, raw UTF-8 paths).
 struct Raw {
     method: String,
@@ -265,11 +276,7 @@ fn aws_c_auth_suite() {
 #[test]
 fn botocore_suite() {
     let base = conformance_dir().join("botocore/aws4_testsuite");
-    let v = verifier(
-        "us-east-1",
-        "service",
-        credential("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-    );
+    let v = suite_verifier();
     let now = parse_amz_date("20150830T123600Z").unwrap();
     let mut names: Vec<_> = std::fs::read_dir(&base)
         .unwrap()
@@ -333,11 +340,7 @@ fn botocore_suite() {
 #[test]
 fn tampering_time_and_scope_are_refused() {
     let base = conformance_dir().join("aws-c-auth/aws-signing-test-suite/v4/get-vanilla");
-    let v = verifier(
-        "us-east-1",
-        "service",
-        credential("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-    );
+    let v = suite_verifier();
     let now = parse_amz_date("20150830T123600Z").unwrap();
     let sreq = std::fs::read_to_string(base.join("header-signed-request.txt")).unwrap();
     let run = |text: &str, now: i64| verify_raw(&v, text, now);
@@ -408,7 +411,7 @@ fn tampering_time_and_scope_are_refused() {
 #[test]
 fn http_date_header_signs_and_is_time_checked() {
     use aws_lc_rs::{digest, hmac};
-    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let secret = SUITE_SECRET;
     let date = "Sun, 30 Aug 2015 12:36:00 GMT";
     let creq = format!(
         "GET\n/\n\ndate:{date}\nhost:example.amazonaws.com\n\ndate;host\n{}",
@@ -426,7 +429,7 @@ fn http_date_header_signs_and_is_time_checked() {
             .to_vec();
     }
     let signature = hex::encode(key);
-    let v = verifier("us-east-1", "service", credential("AKIDEXAMPLE", secret));
+    let v = suite_verifier();
     let now = parse_amz_date("20150830T123600Z").unwrap();
     let run = |date: &str, now: i64| {
         let text = format!(
