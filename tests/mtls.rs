@@ -313,7 +313,8 @@ async fn optional_client_auth_lets_anonymous_clients_reach_only_non_mtls_routes(
 }
 
 /// OpenSSL's own client, as operators debug with it: TLS 1.2 and 1.3 with a certificate
-/// get a response; without one, no HTTP response comes back. (`scripts/test.sh` installs
+/// get a response; without one, no HTTP response comes back. OpenSSL lists AES-256-GCM
+/// first, and the gateway picks AES-128-GCM by its own order. (`scripts/test.sh` installs
 /// openssl when it is missing.)
 #[tokio::test]
 async fn openssl_s_client_with_and_without_a_certificate() {
@@ -328,7 +329,7 @@ async fn openssl_s_client_with_and_without_a_certificate() {
         use std::io::Write;
         use std::process::{Command, Stdio};
         let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-CAfile"])
+            .args(["s_client", "-brief", "-CAfile"])
             .arg(dir.join("root.pem"))
             .args(["-servername", "localhost", "-verify_return_error"])
             .args(&args)
@@ -353,7 +354,10 @@ async fn openssl_s_client_with_and_without_a_certificate() {
     let connect = format!("{}", gw.addr);
     let cert = gw.dir.path().join("alice.pem").display().to_string();
     let key = gw.dir.path().join("alice.key").display().to_string();
-    for version in ["-tls1_2", "-tls1_3"] {
+    for (version, suite) in [
+        ("-tls1_2", "Ciphersuite: ECDHE-ECDSA-AES128-GCM-SHA256"),
+        ("-tls1_3", "Ciphersuite: TLS_AES_128_GCM_SHA256"),
+    ] {
         // `-cert` sends only the leaf; `-cert_chain` adds the intermediate.
         let args: Vec<String> = [
             "-connect",
@@ -378,6 +382,7 @@ async fn openssl_s_client_with_and_without_a_certificate() {
             out.contains("spiffe://test/client/alice"),
             "{version}: {out}"
         );
+        assert!(out.contains(suite), "{version}: {out}");
     }
     let args: Vec<String> = ["-connect", &connect, "-tls1_3"]
         .iter()

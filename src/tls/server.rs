@@ -127,7 +127,7 @@ pub fn server_config(
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(&listener.cert)?;
     let key = load_key(&listener.key, listener.key_permissions)?;
-    let provider = Arc::new(super::provider());
+    let provider = Arc::new(super::server_provider());
 
     let signing_key =
         provider
@@ -161,6 +161,7 @@ pub fn server_config(
     let mut config =
         builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     Ok(Arc::new(config))

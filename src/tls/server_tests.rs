@@ -138,11 +138,20 @@ fn client_config(
     chain: Vec<rustls_pki_types::CertificateDer<'static>>,
     key: &rcgen::KeyPair,
 ) -> Arc<rustls::ClientConfig> {
+    client_config_with(crate::tls::provider(), root, chain, key)
+}
+
+fn client_config_with(
+    provider: rustls::crypto::CryptoProvider,
+    root: &Ca,
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: &rcgen::KeyPair,
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.der.clone()).unwrap();
     let key = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
     Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(crate::tls::provider()))
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
@@ -151,11 +160,12 @@ fn client_config(
     )
 }
 
-/// One connection: the server echoes 4 bytes; returns what the client read (or the error).
+/// One connection: the server echoes 4 bytes; returns what the client read and the suite
+/// it negotiated (or the error).
 async fn exchange(
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
-) -> std::io::Result<Vec<u8>> {
+) -> std::io::Result<(Vec<u8>, Option<rustls::CipherSuite>)> {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
@@ -178,7 +188,8 @@ async fn exchange(
         tls.write_all(b"ping").await?;
         let mut buf = vec![0u8; 4];
         tls.read_exact(&mut buf).await?;
-        Ok(buf)
+        let suite = tls.get_ref().1.negotiated_cipher_suite().map(|c| c.suite());
+        Ok((buf, suite))
     }
     .await;
     let _ = srv.await;
@@ -196,7 +207,7 @@ async fn handshake_accepts_a_valid_client_and_refuses_a_revoked_one() {
         vec![good.der.clone(), s.inter.der.clone()],
         &good.key,
     );
-    assert_eq!(exchange(server.clone(), client).await.unwrap(), b"ping");
+    assert_eq!(exchange(server.clone(), client).await.unwrap().0, b"ping");
 
     // Revoked: with TLS 1.3 connect() may succeed; the alert shows on the first read.
     let bad = live_leaf("revoked-client", 66, &s.inter);
@@ -209,5 +220,44 @@ async fn handshake_accepts_a_valid_client_and_refuses_a_revoked_one() {
     assert!(
         err.to_string().to_lowercase().contains("revoked") || err.to_string().contains("alert"),
         "{err}"
+    );
+}
+
+/// The server picks the suite by its own order (AES-128-GCM first), yet still serves a
+/// client that offers only another suite of the default set.
+#[tokio::test]
+async fn server_order_picks_aes128_and_keeps_the_other_suites() {
+    let s = setup(0o600, KeyPermissions::Strict, &[]);
+    let server = server_config(&s.listener, s.verifier.clone()).unwrap();
+    assert!(server.ignore_client_order);
+    let good = live_leaf("good-client", 65, &s.inter);
+    let chain = vec![good.der.clone(), s.inter.der.clone()];
+
+    let default_client = crate::tls::provider();
+    assert_eq!(
+        default_client.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "the client side of this test must prefer another suite"
+    );
+    let client = client_config_with(default_client, &s.root, chain.clone(), &good.key);
+    assert_eq!(
+        exchange(server.clone(), client).await.unwrap(),
+        (
+            b"ping".to_vec(),
+            Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+        )
+    );
+
+    let mut chacha_only = crate::tls::provider();
+    chacha_only
+        .cipher_suites
+        .retain(|c| c.suite() == rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
+    let client = client_config_with(chacha_only, &s.root, chain, &good.key);
+    assert_eq!(
+        exchange(server, client).await.unwrap(),
+        (
+            b"ping".to_vec(),
+            Some(rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
+        )
     );
 }
