@@ -83,8 +83,39 @@ struct ListenerCtx {
     /// Index into the generation's acceptors.
     index: usize,
     limits: ListenerLimits,
-    http: auto::Builder<TokioExecutor>,
+    http: HttpBuilders,
     shared: Arc<Shared>,
+}
+
+/// One HTTP builder per ALPN outcome, all with the listener's settings.
+///
+/// A client that negotiated `h2` or `http/1.1` gets that protocol directly. Only a client
+/// without ALPN gets the sniffing builder, which reads the first bytes to tell an HTTP/2
+/// preface (prior knowledge) from HTTP/1.1. Sniffing costs 8 KiB per idle HTTP/1.1
+/// connection: hyper's read buffer starts at 8 KiB, holds the replayed sniffed bytes, and
+/// doubles to 16 KiB on the next read (BENCHMARKS.md, round 3).
+struct HttpBuilders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+    sniff: auto::Builder<TokioExecutor>,
+}
+
+impl HttpBuilders {
+    fn new(limits: &ListenerLimits) -> HttpBuilders {
+        HttpBuilders {
+            h1: http_builder(limits).http1_only(),
+            h2: http_builder(limits).http2_only(),
+            sniff: http_builder(limits),
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.h2,
+            Some(b"http/1.1") => &self.h1,
+            _ => &self.sniff,
+        }
+    }
 }
 
 /// Build everything the config describes and start serving. Nothing is bound until every
@@ -137,7 +168,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                 label: Arc::from(l.address.to_string()),
                 index,
                 limits: l.limits.clone(),
-                http: http_builder(&l.limits),
+                http: HttpBuilders::new(&l.limits),
                 shared: shared.clone(),
             },
         ));
@@ -410,7 +441,8 @@ async fn serve_connection(
         let conn_info = conn_info.clone();
         service_fn(move |req| pipeline::handle(shared.clone(), conn_info.clone(), req))
     };
-    let conn = ctx.http.serve_connection(TokioIo::new(tls), svc);
+    let http = ctx.http.for_alpn(tls.get_ref().1.alpn_protocol());
+    let conn = http.serve_connection(TokioIo::new(tls), svc);
     tokio::pin!(conn);
     let idle_timeout = ctx.limits.idle_timeout;
     let mut closing = false;

@@ -38,6 +38,35 @@ async fn handshake_metric(gw: &common::TestGateway, result: &str, reason: &str) 
     false
 }
 
+/// The HTTP protocol follows ALPN; a client that offers no ALPN is served by what it sends
+/// (HTTP/1.1, or the HTTP/2 preface with prior knowledge).
+#[tokio::test]
+async fn clients_without_alpn_get_the_protocol_they_speak() {
+    let pki = TestPki::new();
+    let gw = common::start(&pki, Spec::default()).await;
+    let alice = pki.client("alice");
+    for h2 in [false, true] {
+        let mut cfg = client::tls_config(&pki, &Opts::with(&alice));
+        cfg.alpn_protocols.clear();
+        let mut conn = client::connect_with(gw.addr, cfg, h2).await.unwrap();
+        for _ in 0..2 {
+            let reply = conn.get("/hello").await.unwrap();
+            assert_eq!(reply.status, 200, "h2={h2}");
+            let want = if h2 {
+                http::Version::HTTP_2
+            } else {
+                http::Version::HTTP_11
+            };
+            assert_eq!(reply.version, want);
+            assert_eq!(
+                reply.json()["headers"]["x-client-uri-san"][0],
+                "spiffe://test/client/alice"
+            );
+        }
+    }
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn valid_client_over_tls12_tls13_and_h2() {
     let pki = TestPki::new();

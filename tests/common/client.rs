@@ -107,14 +107,22 @@ pub enum Conn {
 }
 
 pub async fn connect(addr: SocketAddr, pki: &TestPki, opts: Opts<'_>) -> Result<Conn, String> {
-    let cfg = tls_config(pki, &opts);
+    connect_with(addr, tls_config(pki, &opts), opts.h2).await
+}
+
+/// One connection with a given TLS config (e.g. without ALPN), speaking HTTP/2 or HTTP/1.1.
+pub async fn connect_with(
+    addr: SocketAddr,
+    cfg: rustls::ClientConfig,
+    h2: bool,
+) -> Result<Conn, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let tls = TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let io = TokioIo::new(tls);
-    if opts.h2 {
+    if h2 {
         let (tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(|e| format!("h2 handshake: {e}"))?;
