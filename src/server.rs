@@ -11,7 +11,9 @@
 //! when it is accepted ([`crate::reload::TrustState`]); a reload swaps them for the next.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -382,60 +384,97 @@ async fn accept_loop(
     }
 }
 
+/// One connection: the TLS handshake and identity, then HTTP until it closes.
+///
+/// The spawned task keeps this future for the connection's whole life, so it only holds
+/// the two phases' boxes, each sized to its own phase; the handshake's box is freed before
+/// serving starts. Unboxed, this future was 9 KiB per connection, idle or not: the larger of
+/// the two phases plus what the compiler could not overlap (BENCHMARKS.md, round 3). Both
+/// boxes are made by plain functions, because a future moved into `Box::pin` inside an
+/// `async fn` still takes its size in the caller's state.
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     ctx: &ListenerCtx,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let label = ctx.label.to_string();
     metrics::counter!(m::LISTENER_CONNECTIONS_TOTAL, "listener" => label.clone()).increment(1);
     let active = metrics::gauge!(m::LISTENER_CONNECTIONS_ACTIVE, "listener" => label.clone());
     active.increment(1.0);
     let _active = scopeguard(move || active.decrement(1.0));
-    let _ = tcp.set_nodelay(true);
-
-    // The generation current at accept: its acceptor, and its verifier for the identity.
-    let trust = ctx.shared.trust.load_full();
-    let Some(acceptor) = trust.acceptors.get(ctx.index) else {
+    let Some((tls, conn_info)) = accept(tcp, peer, ctx, &label).await else {
         return;
     };
-    let handshake = tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await;
-    let tls = match handshake {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let (result, reason) = handshake_failure(&e);
-            count_handshake(&label, result, reason);
-            tracing::debug!(%peer, reason, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            count_handshake(&label, "failed", "timeout");
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let identity = match client_identity(tls.get_ref().1, &trust.verifier) {
-        Ok(id) => id,
-        Err(reason) => {
-            count_handshake(&label, "rejected", reason);
-            tracing::debug!(%peer, reason, "client refused after handshake");
-            return;
-        }
-    };
-    count_handshake(&label, "accepted", "ok");
+    serve(tls, conn_info, ctx, shutdown).await;
+}
 
-    let mut conn_info = ConnInfo::new(peer, ctx.label.clone(), identity);
-    if let Some(chain) = tls.get_ref().1.peer_certificates() {
-        conn_info.trust.chain = chain.to_vec();
-    }
-    conn_info
-        .trust
-        .generation
-        .store(trust.generation, Ordering::Release);
-    drop(trust);
-    let conn_info = Arc::new(conn_info);
-    conn_info.activity.touch();
+type Accepted = (tokio_rustls::server::TlsStream<TcpStream>, Arc<ConnInfo>);
+
+/// The TLS handshake under the listener's timeout, and the caller's identity; `None` (after
+/// counting why) when the connection is refused.
+fn accept<'a>(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: &'a ListenerCtx,
+    label: &'a str,
+) -> Pin<Box<dyn Future<Output = Option<Accepted>> + Send + 'a>> {
+    Box::pin(async move {
+        let _ = tcp.set_nodelay(true);
+        // The generation current at accept: its acceptor, and its verifier for the identity.
+        let trust = ctx.shared.trust.load_full();
+        let acceptor = trust.acceptors.get(ctx.index)?;
+        let handshake =
+            tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await;
+        let tls = match handshake {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let (result, reason) = handshake_failure(&e);
+                count_handshake(label, result, reason);
+                tracing::debug!(%peer, reason, error = %e, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                count_handshake(label, "failed", "timeout");
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return None;
+            }
+        };
+        let identity = match client_identity(tls.get_ref().1, &trust.verifier) {
+            Ok(id) => id,
+            Err(reason) => {
+                count_handshake(label, "rejected", reason);
+                tracing::debug!(%peer, reason, "client refused after handshake");
+                return None;
+            }
+        };
+        count_handshake(label, "accepted", "ok");
+
+        let mut conn_info = ConnInfo::new(peer, ctx.label.clone(), identity);
+        if let Some(chain) = tls.get_ref().1.peer_certificates() {
+            conn_info.trust.chain = chain.to_vec();
+        }
+        conn_info
+            .trust
+            .generation
+            .store(trust.generation, Ordering::Release);
+        let conn_info = Arc::new(conn_info);
+        conn_info.activity.touch();
+        Some((tls, conn_info))
+    })
+}
+
+/// HTTP on an accepted connection until it closes: drained on shutdown, closed when its
+/// identity fails a re-check, or after `idle_timeout` without a request. The hyper
+/// connection is built here, outside the async block, so the block does not also hold the
+/// TLS stream it was built from.
+fn serve<'a>(
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    conn_info: Arc<ConnInfo>,
+    ctx: &'a ListenerCtx,
+    mut shutdown: watch::Receiver<bool>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    let peer = conn_info.peer;
     let svc = {
         let shared = ctx.shared.clone();
         let conn_info = conn_info.clone();
@@ -445,38 +484,41 @@ async fn serve_connection(
         service_fn(move |req| Box::pin(pipeline::handle(shared.clone(), conn_info.clone(), req)))
     };
     let http = ctx.http.for_alpn(tls.get_ref().1.alpn_protocol());
-    let conn = http.serve_connection(TokioIo::new(tls), svc);
-    tokio::pin!(conn);
+    // In its own box: pinned inside the async block, it would take its size twice there
+    // (the captured value and the pinned local it moves into).
+    let mut conn = Box::pin(http.serve_connection(TokioIo::new(tls), svc));
     let idle_timeout = ctx.limits.idle_timeout;
-    let mut closing = false;
-    loop {
-        let idle_left = idle_timeout.saturating_sub(conn_info.activity.idle_for());
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+    Box::pin(async move {
+        let mut closing = false;
+        loop {
+            let idle_left = idle_timeout.saturating_sub(conn_info.activity.idle_for());
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    break;
                 }
-                break;
-            }
-            _ = stopped(&mut shutdown), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            // The identity failed a re-check after a reload: HTTP/2 GOAWAY, HTTP/1.1 close
-            // after the refusal is written.
-            _ = conn_info.trust.close.notified(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = tokio::time::sleep(idle_left.max(Duration::from_millis(100))), if !closing => {
-                if conn_info.activity.idle_for() >= idle_timeout {
-                    tracing::debug!(%peer, "closing idle connection");
+                _ = stopped(&mut shutdown), if !closing => {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
                 }
+                // The identity failed a re-check after a reload: HTTP/2 GOAWAY, HTTP/1.1
+                // close after the refusal is written.
+                _ = conn_info.trust.close.notified(), if !closing => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = tokio::time::sleep(idle_left.max(Duration::from_millis(100))), if !closing => {
+                    if conn_info.activity.idle_for() >= idle_timeout {
+                        tracing::debug!(%peer, "closing idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
             }
         }
-    }
+    })
 }
 
 /// The verified identity of the peer, if it sent a certificate: from the identity cache
