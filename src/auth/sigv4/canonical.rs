@@ -18,19 +18,36 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Percent-encode `bytes` into `out`: everything but `A-Z a-z 0-9 - _ . ~` (and `/` when
 /// `keep_slash`), uppercase hex.
 pub fn uri_encode(bytes: &[u8], keep_slash: bool, out: &mut String) {
+    let mut encoded = Vec::with_capacity(bytes.len());
+    uri_encode_bytes(bytes, keep_slash, &mut encoded);
+    // Only ASCII was written.
+    out.push_str(std::str::from_utf8(&encoded).unwrap_or_default());
+}
+
+/// [`uri_encode`] into a byte buffer (what the canonical request is built in).
+pub fn uri_encode_bytes(bytes: &[u8], keep_slash: bool, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         if b.is_ascii_alphanumeric()
             || matches!(b, b'-' | b'_' | b'.' | b'~')
             || (keep_slash && b == b'/')
         {
-            out.push(b as char);
+            out.push(b);
         } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 15)] as char);
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
+}
+
+/// Lowercase hex of a SHA-256 digest, without allocating.
+pub fn hex32(digest: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in digest.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    out
 }
 
 /// Decode `%XX` escapes; a `%` not followed by two hex digits stays as it is.
@@ -61,8 +78,8 @@ fn hex_val(c: u8) -> Option<u8> {
     }
 }
 
-/// The canonical URI of a raw request path (as received).
-pub fn canonical_uri(raw_path: &str) -> String {
+/// Append the canonical URI of a raw request path (as received).
+pub fn push_canonical_uri(raw_path: &str, out: &mut Vec<u8>) {
     let mut segs: Vec<&str> = Vec::new();
     for seg in raw_path.split('/') {
         match seg {
@@ -74,47 +91,48 @@ pub fn canonical_uri(raw_path: &str) -> String {
         }
     }
     let trailing = raw_path.ends_with('/') && !segs.is_empty();
-    let mut out = String::with_capacity(raw_path.len() + 8);
-    out.push('/');
+    out.push(b'/');
     for (i, s) in segs.iter().enumerate() {
         if i > 0 {
-            out.push('/');
+            out.push(b'/');
         }
-        uri_encode(s.as_bytes(), false, &mut out);
+        uri_encode_bytes(s.as_bytes(), false, out);
     }
     if trailing {
-        out.push('/');
+        out.push(b'/');
     }
-    out
 }
 
-/// The canonical query string of a raw query (without the `?`). With `presigned`, the
-/// `X-Amz-Signature` parameter is left out.
-pub fn canonical_query(raw_query: &str, presigned: bool, omit_token: bool) -> String {
-    let mut pairs: Vec<(String, String)> = Vec::new();
+/// Append the canonical query string of a raw query (without the `?`). With `presigned`,
+/// the `X-Amz-Signature` parameter is left out.
+pub fn push_canonical_query(raw_query: &str, presigned: bool, omit_token: bool, out: &mut Vec<u8>) {
+    if raw_query.is_empty() {
+        return;
+    }
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for part in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let mut key = String::with_capacity(k.len());
-        uri_encode(&percent_decode(k), false, &mut key);
-        if presigned && (key == "X-Amz-Signature" || (omit_token && key == "X-Amz-Security-Token"))
+        let mut key = Vec::with_capacity(k.len());
+        uri_encode_bytes(&percent_decode(k), false, &mut key);
+        if presigned
+            && (key == b"X-Amz-Signature" || (omit_token && key == b"X-Amz-Security-Token"))
         {
             continue;
         }
-        let mut value = String::with_capacity(v.len());
-        uri_encode(&percent_decode(v), false, &mut value);
+        let mut value = Vec::with_capacity(v.len());
+        uri_encode_bytes(&percent_decode(v), false, &mut value);
         pairs.push((key, value));
     }
+    // Byte order, which is AWS's order: every encoded name and value is ASCII.
     pairs.sort_unstable();
-    let mut out = String::with_capacity(raw_query.len() + 16);
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
-            out.push('&');
+            out.push(b'&');
         }
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
+        out.extend_from_slice(k);
+        out.push(b'=');
+        out.extend_from_slice(v);
     }
-    out
 }
 
 /// Append a header value trimmed, with inner runs of whitespace collapsed to one space.
@@ -150,12 +168,12 @@ pub struct RequestParts<'a> {
 
 /// The canonical request, as bytes (header values may hold any visible octets).
 pub fn canonical_request(p: &RequestParts<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(p.method.as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(canonical_uri(p.path).as_bytes());
+    push_canonical_uri(p.path, &mut out);
     out.push(b'\n');
-    out.extend_from_slice(canonical_query(p.query, p.presigned, p.omit_token).as_bytes());
+    push_canonical_query(p.query, p.presigned, p.omit_token, &mut out);
     out.push(b'\n');
     for (name, values) in p.headers {
         out.extend_from_slice(name.as_bytes());
@@ -182,13 +200,39 @@ pub fn canonical_request(p: &RequestParts<'_>) -> Vec<u8> {
 
 /// `AWS4-HMAC-SHA256 \n amz-date \n scope \n hex(sha256(canonical request))`.
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
-    let hash = hex::encode(Sha256::digest(canonical_request));
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{hash}")
+    let hash = hex32(&Sha256::digest(canonical_request).into());
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
+    for part in [ALGORITHM, "\n", amz_date, "\n", scope, "\n"] {
+        out.push_str(part);
+    }
+    out.push_str(std::str::from_utf8(&hash).unwrap_or_default());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn canonical_uri(raw: &str) -> String {
+        let mut out = Vec::new();
+        push_canonical_uri(raw, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn canonical_query(raw: &str, presigned: bool, omit_token: bool) -> String {
+        let mut out = Vec::new();
+        push_canonical_query(raw, presigned, omit_token, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn hex_and_uri_encoding() {
+        let digest: [u8; 32] = Sha256::digest(b"").into();
+        assert_eq!(&hex32(&digest)[..], EMPTY_SHA256.as_bytes());
+        let mut s = String::from("x");
+        uri_encode("a b/é~".as_bytes(), true, &mut s);
+        assert_eq!(s, "xa%20b/%C3%A9~");
+    }
 
     #[test]
     fn path_is_normalised_and_encoded_twice() {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hmac::{KeyInit, Mac};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use self::canonical::{RequestParts, ALGORITHM};
@@ -37,7 +37,9 @@ pub const MAX_PRESIGN_EXPIRY_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600
 /// Signing-key cache entries kept before the cache is cleared (keys change daily anyway).
 const KEY_CACHE_MAX: usize = 4_096;
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-const SECURITY_TOKEN: &str = "x-amz-security-token";
+const SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
+const AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+const AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 /// Why a signed request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,9 +194,9 @@ pub(crate) struct Built {
     #[cfg_attr(not(test), allow(dead_code))]
     pub canonical_request: Vec<u8>,
     pub string_to_sign: String,
-    /// "AKID/date/region/service": the signing-key cache key.
-    pub scope_key: String,
-    pub signature: Vec<u8>,
+    /// The signing key of the credential scope (cached per scope).
+    pub signing_key: [u8; 32],
+    pub signature: [u8; 32],
 }
 
 /// The parsed signature fields of either form.
@@ -282,8 +284,7 @@ impl Verifier {
     }
 
     fn signature_matches(&self, b: &Built) -> bool {
-        let key = self.signing_key(&b.scope_key, &b.credential.secret_access_key);
-        let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(&key) else {
+        let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(&b.signing_key) else {
             return false;
         };
         mac.update(b.string_to_sign.as_bytes());
@@ -328,7 +329,8 @@ impl Verifier {
                     .date
                     .as_deref()
                     .ok_or(Sigv4Error::Malformed("sigv4_incomplete"))?;
-                (d.to_owned(), parse_amz_date(d).ok_or(Sigv4Error::BadDate)?)
+                let t = parse_amz_date(d).ok_or(Sigv4Error::BadDate)?;
+                (std::borrow::Cow::Borrowed(d), t)
             }
             Form::Header => header_date(req.headers)?,
         };
@@ -371,12 +373,15 @@ impl Verifier {
         }
         for name in req.headers.keys() {
             let n = name.as_str();
-            if n.starts_with("x-amz-") && n != SECURITY_TOKEN && signed.binary_search(&n).is_err() {
+            if n.starts_with("x-amz-")
+                && *name != SECURITY_TOKEN
+                && signed.binary_search(&n).is_err()
+            {
                 return Err(Sigv4Error::UnsignedHeader);
             }
         }
         if auth.form == Form::Header
-            && req.headers.get("x-amz-date").is_none()
+            && req.headers.get(AMZ_DATE).is_none()
             && !signed.contains(&"date")
         {
             return Err(Sigv4Error::UnsignedHeader);
@@ -402,21 +407,23 @@ impl Verifier {
         }
 
         // Payload.
+        let body_digest;
         let body_hash = if req.body.is_empty() {
-            canonical::EMPTY_SHA256.to_owned()
+            canonical::EMPTY_SHA256
         } else {
-            hex::encode(Sha256::digest(req.body))
+            body_digest = canonical::hex32(&Sha256::digest(req.body).into());
+            std::str::from_utf8(&body_digest).unwrap_or_default()
         };
         let payload_hash = match req
             .headers
-            .get("x-amz-content-sha256")
+            .get(AMZ_CONTENT_SHA256)
             .map(HeaderValue::as_bytes)
         {
             Some(v) if v == UNSIGNED_PAYLOAD.as_bytes() => {
                 if !self.allow_unsigned_payload {
                     return Err(Sigv4Error::UnsignedPayload);
                 }
-                UNSIGNED_PAYLOAD.to_owned()
+                UNSIGNED_PAYLOAD
             }
             Some(v) if !v.eq_ignore_ascii_case(body_hash.as_bytes()) => {
                 return Err(Sigv4Error::PayloadHashMismatch)
@@ -424,10 +431,9 @@ impl Verifier {
             _ => body_hash,
         };
 
-        let signature = hex::decode(auth.signature.as_bytes())
-            .ok()
-            .filter(|s| s.len() == 32)
-            .ok_or(Sigv4Error::Malformed("sigv4_bad_signature_format"))?;
+        let mut signature = [0u8; 32];
+        hex::decode_to_slice(auth.signature.as_bytes(), &mut signature)
+            .map_err(|_| Sigv4Error::Malformed("sigv4_bad_signature_format"))?;
 
         // Credentials.
         let token = match auth.form {
@@ -452,18 +458,20 @@ impl Verifier {
             presigned: auth.form == Form::Presigned,
             omit_token,
             headers: &headers,
-            payload_hash: &payload_hash,
+            payload_hash,
         });
         let scope = &auth.credential[akid.len() + 1..];
         let string_to_sign = canonical::string_to_sign(&amz_date, scope, &creq);
-        let scope_key = auth.credential[..auth.credential.len() - "/aws4_request".len()].to_owned();
+        // "AKID/date/region/service": the signing-key cache key.
+        let scope_key = &auth.credential[..auth.credential.len() - "/aws4_request".len()];
+        let signing_key = self.signing_key(scope_key, &credential.secret_access_key);
         Ok(Built {
             has_token: token.is_some(),
             form: auth.form,
             credential,
             canonical_request: creq,
             string_to_sign,
-            scope_key,
+            signing_key,
             signature,
         })
     }
@@ -615,16 +623,17 @@ fn parse_auth<'a>(req: &SignedRequest<'a>) -> Result<Auth<'a>, Sigv4Error> {
 
 /// The header form's date: `x-amz-date` (ISO 8601 basic) or else `date` (same, or an HTTP
 /// date). Returns the ISO 8601 basic text used in the string to sign, and its Unix time.
-fn header_date(headers: &HeaderMap) -> Result<(String, i64), Sigv4Error> {
-    if let Some(v) = headers.get("x-amz-date") {
+fn header_date(headers: &HeaderMap) -> Result<(std::borrow::Cow<'_, str>, i64), Sigv4Error> {
+    use std::borrow::Cow;
+    if let Some(v) = headers.get(AMZ_DATE) {
         let s = v.to_str().map_err(|_| Sigv4Error::BadDate)?;
         let t = parse_amz_date(s).ok_or(Sigv4Error::BadDate)?;
-        return Ok((s.to_owned(), t));
+        return Ok((Cow::Borrowed(s), t));
     }
     let v = headers.get(http::header::DATE).ok_or(Sigv4Error::BadDate)?;
     let s = v.to_str().map_err(|_| Sigv4Error::BadDate)?;
     if let Some(t) = parse_amz_date(s) {
-        return Ok((s.to_owned(), t));
+        return Ok((Cow::Borrowed(s), t));
     }
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822)
         .map_err(|_| Sigv4Error::BadDate)?;
@@ -638,7 +647,7 @@ fn header_date(headers: &HeaderMap) -> Result<(String, i64), Sigv4Error> {
         t.minute(),
         t.second()
     );
-    Ok((text, t.unix_timestamp()))
+    Ok((Cow::Owned(text), t.unix_timestamp()))
 }
 
 /// `YYYYMMDDTHHMMSSZ` → Unix seconds.
