@@ -23,6 +23,8 @@ CLIENT_THREADS=${CLIENT_THREADS:-1}
 WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
 PROXIES=${PROXIES:-"nginx haproxy portcullis"}
 MEASURES=${MEASURES:-"keepalive full resume idle auth"}   # a subset reruns only those figures
+# Figure 6 at a fixed rate too (open loop): 0 = 70 % of the slowest route's closed-loop rate.
+AUTH_RATE=${AUTH_RATE:-0}
 OUT="$WORK/results"
 mkdir -p "$OUT"
 
@@ -166,6 +168,9 @@ done
 # `/` mTLS only, `/jwt` mTLS + an RS256 bearer token (local JWKS file), `/sigv4` mTLS + a
 # SigV4 signature (credentials file). The key, token and secret are made here, in $WORK.
 # Runs are interleaved (mtls, jwt, sigv4, mtls, ...) so contention hits all three alike.
+# Then the same at one fixed rate for all three routes: in the closed loop, a route whose
+# client side costs more (signing) runs slower, and a gateway serving fewer requests per
+# wake-up spends more CPU per request for reasons unrelated to its auth code.
 # A build without the authenticators refuses the config, and the figure is skipped.
 if has auth; then
   A="$WORK/portcullis/auth"; mkdir -p "$A"
@@ -231,25 +236,49 @@ EOF
       URL="$BASE/sigv4"; LOADTEST_SIGV4_SECRET_KEY="$SIGV4_SECRET" measure "auth-sigv4-$i" \
           -c "$CONNS" -d "$DUR" --sigv4-access-key "$SIGV4_KEY"
     done
-    kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-    python3 - "$OUT" <<'PY' | tee "$OUT/auth.md"
+    rate=$AUTH_RATE
+    if [ "$rate" = 0 ]; then
+      rate=$(python3 - "$OUT" <<'PY'
 import glob, json, os, statistics, sys
 out = sys.argv[1]
-rows = {}
-for mode in ["mtls", "jwt", "sigv4"]:
-    rs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(out, f"auth-{mode}-*.json")))]
-    cpu = [r["proxy_cpu_s"] / max(r["requests"]["ok"], 1) * 1e6 for r in rs]
-    rows[mode] = (statistics.median(r["requests_per_s"] for r in rs), statistics.median(cpu),
-                  statistics.median(r["latency_ms"]["p99"] for r in rs),
-                  sum(r["requests"]["errors"] for r in rs))
-m = rows["mtls"]
-print("| auth | req/s | vs mTLS | proxy CPU per request (us) | vs mTLS | p99 (ms) | errors |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for mode, label in [("mtls", "mTLS only"), ("jwt", "mTLS + JWT (RS256, cached)"),
-                    ("sigv4", "mTLS + SigV4")]:
-    r = rows[mode]
-    print(f"| {label} | {r[0]:,.0f} | {r[0] / m[0]:.2f}x | {r[1]:.1f} | {r[1] / m[1]:.2f}x "
-          f"| {r[2]:.2f} | {r[3]} |")
+med = lambda m: statistics.median(json.load(open(f))["requests_per_s"]
+                                  for f in glob.glob(os.path.join(out, f"auth-{m}-*.json")))
+print(int(0.7 * min(med(m) for m in ["mtls", "jwt", "sigv4"])))
+PY
+)
+    fi
+    echo "   fixed rate for all three routes: $rate req/s"
+    for i in $(seq "$RUNS"); do
+      URL="$BASE/"; measure "auth-rate-mtls-$i" -c "$CONNS" -d "$DUR" --rate "$rate"
+      URL="$BASE/jwt"; measure "auth-rate-jwt-$i" -c "$CONNS" -d "$DUR" --rate "$rate" \
+          --bearer "$(cat "$A/token")"
+      URL="$BASE/sigv4"; LOADTEST_SIGV4_SECRET_KEY="$SIGV4_SECRET" measure "auth-rate-sigv4-$i" \
+          -c "$CONNS" -d "$DUR" --rate "$rate" --sigv4-access-key "$SIGV4_KEY"
+    done
+    kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+    python3 - "$OUT" "$rate" <<'PY' | tee "$OUT/auth.md"
+import glob, json, os, statistics, sys
+out, rate = sys.argv[1], sys.argv[2]
+for prefix, title in [("auth", "closed loop, 64 connections"),
+                      ("auth-rate", f"fixed rate {int(rate):,} req/s for every route")]:
+    rows = {}
+    for mode in ["mtls", "jwt", "sigv4"]:
+        rs = [json.load(open(f))
+              for f in sorted(glob.glob(os.path.join(out, f"{prefix}-{mode}-*.json")))]
+        cpu = [r["proxy_cpu_s"] / max(r["requests"]["ok"], 1) * 1e6 for r in rs]
+        rows[mode] = (statistics.median(r["requests_per_s"] for r in rs),
+                      statistics.median(cpu),
+                      statistics.median(r["latency_ms"]["p99"] for r in rs),
+                      sum(r["requests"]["errors"] for r in rs))
+    m = rows["mtls"]
+    print(f"\n{title}:\n")
+    print("| auth | req/s | vs mTLS | proxy CPU per request (us) | vs mTLS | p99 (ms) | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for mode, label in [("mtls", "mTLS only"), ("jwt", "mTLS + JWT (RS256, cached)"),
+                        ("sigv4", "mTLS + SigV4")]:
+        r = rows[mode]
+        print(f"| {label} | {r[0]:,.0f} | {r[0] / m[0]:.2f}x | {r[1]:.1f} | {r[1] / m[1]:.2f}x "
+              f"| {r[2]:.2f} | {r[3]} |")
 PY
   else
     echo "== 6: skipped: this portcullis build refuses the jwt/sigv4 config:"
