@@ -51,20 +51,26 @@ async fn clients_without_alpn_get_the_protocol_they_speak() {
         let mut conn = client::connect_with(gw.addr, cfg, h2).await.unwrap();
         for _ in 0..2 {
             let reply = conn.get("/hello").await.unwrap();
-            assert_eq!(reply.status, 200, "h2={h2}");
-            let want = if h2 {
-                http::Version::HTTP_2
-            } else {
-                http::Version::HTTP_11
-            };
-            assert_eq!(reply.version, want);
-            assert_eq!(
-                reply.json()["headers"]["x-client-uri-san"][0],
-                "spiffe://test/client/alice"
-            );
+            assert_alice_served(&reply, h2, &format!("no ALPN, h2={h2}"));
         }
     }
     gw.shutdown().await;
+}
+
+/// A 200 from the echo, over the expected HTTP version, with alice's identity forwarded.
+fn assert_alice_served(reply: &client::Reply, h2: bool, what: &str) {
+    assert_eq!(reply.status, 200, "{what}");
+    let want = if h2 {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
+    assert_eq!(reply.version, want, "{what}");
+    assert_eq!(
+        reply.json()["headers"]["x-client-uri-san"][0],
+        "spiffe://test/client/alice",
+        "{what}"
+    );
 }
 
 #[tokio::test]
@@ -84,18 +90,7 @@ async fn valid_client_over_tls12_tls13_and_h2() {
             h2,
         };
         let reply = client::get(gw.addr, &pki, opts, "/hello").await.unwrap();
-        assert_eq!(reply.status, 200, "{tls:?} h2={h2}");
-        let want = if h2 {
-            http::Version::HTTP_2
-        } else {
-            http::Version::HTTP_11
-        };
-        assert_eq!(reply.version, want);
-        let echo = reply.json();
-        assert_eq!(
-            echo["headers"]["x-client-uri-san"][0],
-            "spiffe://test/client/alice"
-        );
+        assert_alice_served(&reply, h2, &format!("{tls:?} h2={h2}"));
     }
     assert!(handshake_metric(&gw, "accepted", "ok").await);
     gw.shutdown().await;
