@@ -191,6 +191,17 @@ pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// Assert that [`metric`] of `name` with `labels` is at least `min`; on failure the message
+/// shows the value and the whole exposition.
+#[track_caller]
+pub fn assert_metric_at_least(text: &str, name: &str, labels: &[&str], min: f64) {
+    let got = metric(text, name, labels);
+    assert!(
+        got >= min,
+        "{name}{labels:?} is {got}, expected at least {min}\n{text}"
+    );
+}
+
 /// Send GETs on `conn` until one is refused with 403 (bounded); the time that took.
 pub async fn until_refused(
     conn: &mut client::Conn,

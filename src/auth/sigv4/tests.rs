@@ -70,6 +70,20 @@ struct Raw {
     body: Vec<u8>,
 }
 
+impl Raw {
+    /// What the verifier sees of this request (its host from the `Host` header).
+    fn signed(&self) -> SignedRequest<'_> {
+        SignedRequest {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            host: self.headers.get(http::header::HOST),
+            body: &self.body,
+        }
+    }
+}
+
 fn parse_raw(text: &str) -> Raw {
     let (head, body) = match text.find("\n\n") {
         Some(i) => (&text[..i], &text[i + 2..]),
@@ -131,15 +145,7 @@ fn conformance_dir() -> PathBuf {
 /// Check one signed request: canonical request, string to sign, and verification.
 fn check_case(v: &Verifier, sreq: &str, creq: &str, sts: &str, now: i64) -> Result<(), String> {
     let raw = parse_raw(sreq);
-    let host = raw.headers.get(http::header::HOST).cloned();
-    let req = SignedRequest {
-        method: &raw.method,
-        path: &raw.path,
-        query: &raw.query,
-        headers: &raw.headers,
-        host: host.as_ref(),
-        body: &raw.body,
-    };
+    let req = raw.signed();
     let mut built = v
         .build(&req, now, false)
         .map_err(|e| format!("build: {e:?}"))?;
@@ -168,20 +174,7 @@ fn check_case(v: &Verifier, sreq: &str, creq: &str, sts: &str, now: i64) -> Resu
 
 /// Verify a raw request (the suite's text form) at `now`.
 fn verify_raw(v: &Verifier, text: &str, now: i64) -> Result<(), Sigv4Error> {
-    let raw = parse_raw(text);
-    let host = raw.headers.get(http::header::HOST).cloned();
-    v.verify(
-        &SignedRequest {
-            method: &raw.method,
-            path: &raw.path,
-            query: &raw.query,
-            headers: &raw.headers,
-            host: host.as_ref(),
-            body: &raw.body,
-        },
-        now,
-    )
-    .map(|_| ())
+    v.verify(&parse_raw(text).signed(), now).map(|_| ())
 }
 
 /// Cases the non-S3 rules or this test's fixed time make inapplicable, with the reason.
