@@ -10,8 +10,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use http::Method;
 use portcullis::config::{AuthMethod, RouteConfig};
 use portcullis::proxy::path::normalize;
-use portcullis::proxy::route::{RouteMatch, Router};
-use portcullis::proxy::upstream::Upstream;
+use portcullis::route::{RouteMatch, Router};
+use portcullis::upstream::Upstream;
 
 fn route(name: &str, host: &str, prefix: &str, methods: &[&str]) -> RouteConfig {
     RouteConfig {

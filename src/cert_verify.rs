@@ -20,8 +20,9 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use x509_cert::Certificate;
 
 use crate::config::{self, defaults, ClientAuth, Policy, Revocation, TruststoreConfig};
-use crate::tls::identity::format_name;
-use crate::tls::{ClientVerifier, Identity, RejectReason, Truststore};
+use crate::identity::format_name;
+use crate::identity::Identity;
+use crate::tls::{ClientVerifier, RejectReason, Truststore};
 
 /// What `cert verify` was asked.
 #[derive(Debug, Clone)]

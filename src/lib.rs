@@ -4,17 +4,26 @@
 //! `tls` verifies clients, `config` reads the TOML file.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod auth;
+pub mod body;
+pub mod builtin;
 pub mod cert_verify;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod fetch;
+pub mod identity;
 pub mod pki;
 pub mod policy;
 pub mod proxy;
 pub mod quickstart;
 pub mod reload;
+pub mod route;
 pub mod server;
+pub mod shutdown;
+pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream;

@@ -8,9 +8,8 @@
 //! restored chain is verified again here before the connection is used.
 //!
 //! Each connection takes the TLS acceptor and verifier of the truststore generation current
-//! when it is accepted ([`crate::reload::TrustState`]); a reload swaps them for the next.
+//! when it is accepted ([`crate::state::TrustState`]); a reload swaps them for the next.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,46 +27,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::auth::sigv4::{FileCredentials, Verifier};
+use crate::access_log::AccessLogger;
+use crate::auth::sigv4::FileCredentials;
 use crate::config::{Config, ListenerLimits};
-use crate::proxy::conn::{ConnInfo, ForwardedIdentity};
-use crate::proxy::pipeline::{self, Shared, Snapshot};
-use crate::proxy::route::Router;
-use crate::proxy::upstream::Upstream;
-use crate::reload::{self, build_trust, Fixed, Reloader};
-use crate::telemetry::access_log::AccessLogger;
+use crate::identity::{ConnInfo, ForwardedIdentity};
+use crate::proxy::pipeline;
+use crate::reload::{self, crl_fetch::CrlStore, Reloader};
+use crate::shutdown::stopped;
+use crate::state::{build_snapshot, build_trust, Fixed, Shared};
 use crate::telemetry::{self, metrics as m};
 use crate::tls::{self, CachingVerifier, ClientVerifier, IdentifyError, Truststore};
+use crate::upstream::Upstream;
 
-/// Why a gateway could not start. Each names the piece of configuration at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("truststore {dir}: {source}")]
-    Truststore {
-        dir: String,
-        source: tls::TruststoreError,
-    },
-    #[error("listener {address}: {source}")]
-    Tls {
-        address: SocketAddr,
-        source: tls::TlsError,
-    },
-    #[error(transparent)]
-    Upstream(#[from] crate::proxy::upstream::UpstreamBuildError),
-    #[error("routes: {0}")]
-    Routes(String),
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Jwt(#[from] crate::auth::jwt::JwtStartError),
-    #[error("auth.sigv4.credentials_file: {0}")]
-    Sigv4Credentials(String),
-    #[error("access log: {0}")]
-    AccessLog(std::io::Error),
-}
+pub use crate::state::StartError;
 
 /// A started gateway. Dropping it does not stop it: call [`Running::shutdown`].
 pub struct Running {
@@ -145,6 +117,7 @@ impl HttpBuilders {
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     telemetry::prometheus();
     let fixed = Fixed::new(config)?;
+    let crls = Arc::new(CrlStore::default());
     if !config.truststore.crl_fetch.is_empty() {
         // Fetch once before the first generation, so fetched CRLs apply from the start; a
         // failed fetch does not stop the start (`unknown_revocation` decides until one works).
@@ -153,12 +126,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                 dir: config.truststore.dir.display().to_string(),
                 source,
             })?;
-        fixed
-            .crls
-            .fetch_all(&config.truststore.crl_fetch, Arc::new(checker))
+        crls.fetch_all(&config.truststore.crl_fetch, Arc::new(checker))
             .await;
     }
-    let trust = build_trust(config, 1, &fixed)?;
+    let fetched = crls.for_config(&config.truststore.crl_fetch);
+    let trust = build_trust(config, 1, &fixed, &fetched)?;
     reload::hygiene(&trust.truststore, config.reload.expiry_warning, true);
     let (shutdown, _) = watch::channel(false);
     let mut snapshot = build_snapshot(config)?;
@@ -177,6 +149,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let reloader = Arc::new(Reloader::new(
         shared.clone(),
         fixed,
+        crls,
         config.clone(),
         1,
         shutdown.subscribe(),
@@ -289,31 +262,6 @@ pub fn validate(config: &Config) -> Vec<String> {
         }
     }
     problems
-}
-
-/// Routes and upstreams, built from the config (no I/O but upstream TLS material).
-pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
-    let mut upstreams = HashMap::new();
-    for u in &config.upstreams {
-        upstreams.insert(u.name.clone(), Arc::new(Upstream::from_config(u)?));
-    }
-    let router = Router::new(&config.routes, |name| upstreams.get(name).cloned())
-        .map_err(StartError::Routes)?;
-    let sigv4 = match &config.sigv4 {
-        Some(c) => {
-            let creds = Arc::new(
-                FileCredentials::load(&c.credentials_file).map_err(StartError::Sigv4Credentials)?,
-            );
-            Some((Arc::new(Verifier::new(c, creds.clone())), creds))
-        }
-        None => None,
-    };
-    Ok(Snapshot {
-        router,
-        jwt: Arc::default(),
-        sigv4: sigv4.as_ref().map(|(v, _)| v.clone()),
-        sigv4_credentials: sigv4.map(|(_, c)| c),
-    })
 }
 
 impl Running {
@@ -614,9 +562,4 @@ fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
         }
     }
     Guard(Some(f))
-}
-
-/// Resolves once shutdown has been asked for (or the sender is gone).
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|&s| s).await;
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::reload::Reloader;
-use crate::server::stopped;
+use crate::shutdown::stopped;
 use crate::telemetry;
 
 pub async fn serve(

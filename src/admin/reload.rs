@@ -6,7 +6,8 @@ use std::time::SystemTime;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::reload::{Reloader, Trigger, TrustState};
+use crate::reload::{Reloader, Trigger};
+use crate::state::TrustState;
 use crate::tls::CrlSource;
 
 pub async fn reload(reloader: &Reloader) -> (StatusCode, Value) {

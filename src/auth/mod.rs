@@ -16,8 +16,8 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue};
 
 use crate::config::AuthMethod;
-use crate::proxy::conn::ConnInfo;
-use crate::proxy::error::{ErrorKind, GatewayError};
+use crate::error::{ErrorKind, GatewayError};
+use crate::identity::ConnInfo;
 
 /// Why a request could not be authenticated. The `reason` is a fixed label for logs and
 /// metrics; `message` is safe to show the client.

@@ -5,7 +5,7 @@
 //! `"optional"` a client may connect without, and routes that list `mtls` refuse it here.
 
 use super::AuthError;
-use crate::proxy::conn::ConnInfo;
+use crate::identity::ConnInfo;
 
 pub fn authenticate(conn: &ConnInfo) -> Result<(), AuthError> {
     match conn.identity {

@@ -44,6 +44,8 @@ pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
 
 pub const SIGV4_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 pub const SIGV4_MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Presigned URLs may not live longer than this, whatever the config says (AWS's limit).
+pub const SIGV4_MAX_PRESIGN_EXPIRY_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const SIGV4_MAX_PAYLOAD_BUFFER: u64 = 8 * 1024 * 1024;
 pub const SIGV4_ALLOW_UNSIGNED_PAYLOAD: bool = false;
 

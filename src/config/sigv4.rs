@@ -60,7 +60,7 @@ impl Builder {
             &raw.max_presign_expiry,
             d::SIGV4_MAX_PRESIGN_EXPIRY,
         );
-        if max_presign_expiry > crate::auth::sigv4::MAX_PRESIGN_EXPIRY_LIMIT {
+        if max_presign_expiry > d::SIGV4_MAX_PRESIGN_EXPIRY_LIMIT {
             self.err(
                 k(&p, "max_presign_expiry"),
                 "must be at most 7d (AWS's limit for presigned URLs)",

@@ -6,7 +6,7 @@
 //! 403 `forbidden`. The policy looks only at the [`Identity`], never at how it was proven.
 
 use crate::config::AllowRule;
-use crate::tls::Identity;
+use crate::identity::Identity;
 
 /// The compiled allow-list of one route.
 #[derive(Debug, Clone, Default)]

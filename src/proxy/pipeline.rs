@@ -6,15 +6,16 @@
 //!    transfer-encoding alone, drops content-length and closes the connection after it, per
 //!    RFC 9112 §6.3; this catches any other way in); the path is normalised ([`path`]), a
 //!    path that cannot be → 400.
-//! 2. **route** ([`route`]) — host + normalised path + method → 404 / 405.
+//! 2. **route** ([`crate::route`]) — host + normalised path + method → 404 / 405.
 //! 3. **authenticate** ([`crate::auth`]) — every method the route lists (for `auth_any`,
 //!    of the alternative whose credentials the request carries) → 401; 403 for a bearer
 //!    token without a scope the route requires; SigV4 → 403 with an AWS error code. Only
 //!    for a SigV4 alternative is the body buffered first (up to `max_payload_buffer`, else
 //!    413): the signature covers its hash. All other routes stream.
 //! 4. **authorize** ([`crate::policy`]) — the route's allow-list → 403.
-//! 5. **forward** ([`headers`], [`upstream`]) — identity headers set, body streamed with the
-//!    route's size limit (413), pooled connection → 502 / 504.
+//! 5. **forward** ([`headers`], [`crate::upstream`]) — identity headers set, body streamed
+//!    with the route's size limit (413); a pooled connection → 502 / 504, or a builtin
+//!    ([`crate::builtin`]) answers in process.
 //! 6. **respond** — hop-by-hop headers removed, body streamed back.
 //! 7. **log** — metrics at response head; the access-log line when the body ends.
 //!
@@ -25,42 +26,21 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
 use http::{header, Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::body::{self, ProxyBody};
-use super::conn::ConnInfo;
-use super::error::{ErrorKind, GatewayError};
-use super::route::{routing_host, RouteMatch, Router};
-use super::upstream::UpstreamError;
 use super::{headers, path, recheck};
+use crate::access_log::{AccessRecord, LoggedBody};
 use crate::auth;
-use crate::reload::TrustState;
-use crate::telemetry::access_log::{AccessLogger, AccessRecord, LoggedBody};
-
-/// Everything a request needs that comes from configuration: immutable, swapped whole.
-#[derive(Debug)]
-pub struct Snapshot {
-    pub router: Router,
-    /// `[auth.jwt.*]` providers (their key sets refresh on their own).
-    pub jwt: Arc<auth::jwt::Providers>,
-    /// The `[auth.sigv4]` verifier, when configured.
-    pub sigv4: Option<Arc<auth::sigv4::Verifier>>,
-    /// The credentials file behind it, polled for changes by the server.
-    pub sigv4_credentials: Option<Arc<auth::sigv4::FileCredentials>>,
-}
-
-/// State shared by every connection of a running gateway.
-#[derive(Debug)]
-pub struct Shared {
-    pub snapshot: ArcSwap<Snapshot>,
-    /// The truststore generation serving now (swapped by [`crate::reload`]).
-    pub trust: ArcSwap<TrustState>,
-    pub access_log: AccessLogger,
-}
+use crate::body::{self, ProxyBody};
+use crate::builtin;
+use crate::error::{ErrorKind, GatewayError};
+use crate::identity::ConnInfo;
+use crate::route::{routing_host, RouteMatch};
+use crate::state::{Shared, Snapshot};
+use crate::upstream::{Target, UpstreamError};
 
 /// The hyper service body: handle one request on one connection.
 pub async fn handle(
@@ -175,14 +155,14 @@ async fn process(
             let limit = v.max_payload_buffer.min(route.max_body_size);
             if declared.is_some_and(|n| n > limit) {
                 rec.reason = "sigv4_payload_too_large";
-                return Err(too_large());
+                return Err(GatewayError::body_too_large());
             }
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             match Limited::new(incoming, limit).collect().await {
                 Ok(c) => (Some(c.to_bytes()), None),
                 Err(e) if body::is_length_limit(&*e) => {
                     rec.reason = "sigv4_payload_too_large";
-                    return Err(too_large());
+                    return Err(GatewayError::body_too_large());
                 }
                 Err(_) => {
                     return Err(GatewayError::new(
@@ -246,7 +226,7 @@ async fn process(
 
     // 5. forward
     if declared.is_some_and(|n| n > route.max_body_size) {
-        return Err(too_large());
+        return Err(GatewayError::body_too_large());
     }
     let pq = match parts.uri.query() {
         Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
@@ -274,22 +254,15 @@ async fn process(
         (None, None) => body::empty(),
     };
     rec.upstream = Some(route.upstream.name.clone());
-    let mut resp = route
-        .upstream
-        .send(Request::from_parts(parts, body))
-        .await
-        .map_err(upstream_error)?;
+    let req = Request::from_parts(parts, body);
+    let mut resp = match &route.upstream.target {
+        Target::Builtin(b) => b.serve(req, &builtin::Call { conn }).await?,
+        Target::Pool(pool) => pool.forward(req).await.map_err(upstream_error)?,
+    };
 
     // 6. respond
     headers::rewrite_response(resp.headers_mut());
     Ok(resp)
-}
-
-fn too_large() -> GatewayError {
-    GatewayError::new(
-        ErrorKind::PayloadTooLarge,
-        "the request body is larger than this route allows",
-    )
 }
 
 fn upstream_error(e: UpstreamError) -> GatewayError {
@@ -303,7 +276,7 @@ fn upstream_error(e: UpstreamError) -> GatewayError {
             ErrorKind::UpstreamTimeout,
             "the upstream service did not answer in time",
         ),
-        UpstreamError::BodyTooLarge => too_large(),
+        UpstreamError::BodyTooLarge => GatewayError::body_too_large(),
         UpstreamError::Request(_) => {
             GatewayError::new(ErrorKind::BadRequest, "the request cannot be forwarded")
         }

@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 
 use rustls_pki_types::UnixTime;
 
-use super::conn::ConnInfo;
-use super::error::{ErrorKind, GatewayError};
-use crate::reload::TrustState;
+use crate::error::{ErrorKind, GatewayError};
+use crate::identity::ConnInfo;
+use crate::state::TrustState;
 use crate::telemetry::metrics as m;
 use crate::tls::{IdentifyError, RejectReason};
 

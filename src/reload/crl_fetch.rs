@@ -35,8 +35,8 @@ use tokio::task::AbortHandle;
 use crate::config::defaults as d;
 use crate::config::CrlFetchConfig;
 use crate::fetch::{Backoff, Fetched, Fetcher, Limits, Validators};
-use crate::proxy::pipeline::Shared;
-use crate::server::stopped;
+use crate::shutdown::stopped;
+use crate::state::Shared;
 use crate::telemetry::metrics as m;
 use crate::tls::{FetchedCrl, Truststore};
 

@@ -23,15 +23,12 @@ pub mod watch;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use tokio::sync::Mutex;
-use tokio_rustls::TlsAcceptor;
 
-use crate::config::{self, ClientAuth, Config};
-use crate::proxy::pipeline::{Shared, Snapshot};
-use crate::server::{build_snapshot, StartError};
+use crate::config::{self, Config};
+use crate::state::{build_snapshot, build_trust, Fixed, Shared, Snapshot, TrustState};
 use crate::telemetry::metrics as m;
-use crate::tls::{self, CachingVerifier, ClientVerifier, IdentityCache, Truststore};
+use crate::tls::{FetchedCrl, Truststore};
 
 use self::crl_fetch::CrlStore;
 
@@ -56,110 +53,6 @@ impl Trigger {
             Trigger::CrlFetch => "crl_fetch",
         }
     }
-}
-
-/// One truststore generation and everything built from it: immutable, swapped whole.
-pub struct TrustState {
-    pub generation: u64,
-    pub loaded_at: SystemTime,
-    pub truststore: Arc<Truststore>,
-    /// Re-checks of open connections and resumed sessions (cache first).
-    pub verifier: Arc<CachingVerifier>,
-    /// One per running listener, in config order.
-    pub acceptors: Vec<TlsAcceptor>,
-}
-
-impl std::fmt::Debug for TrustState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustState")
-            .field("generation", &self.generation)
-            .field("loaded_at", &self.loaded_at)
-            .field("listeners", &self.acceptors.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// What lives across generations: the identity cache (its keys include the generation) and
-/// each listener's session store and ticket keys, so resumption survives a reload. That is
-/// safe because every resumed session is re-verified against the current generation.
-#[derive(Clone)]
-pub struct Fixed {
-    pub cache: Arc<IdentityCache>,
-    /// The last good CRL of each `[[truststore.crl_fetch]]` URL.
-    pub crls: Arc<CrlStore>,
-    resumption: Vec<(Arc<dyn StoresServerSessions>, Arc<dyn ProducesTickets>)>,
-}
-
-impl Fixed {
-    pub fn new(config: &Config) -> Result<Fixed, StartError> {
-        let mut resumption = Vec::with_capacity(config.listeners.len());
-        for l in &config.listeners {
-            let ticketer =
-                rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| StartError::Tls {
-                    address: l.address,
-                    source: tls::TlsError::Rustls(e),
-                })?;
-            let storage: Arc<dyn StoresServerSessions> =
-                ServerSessionMemoryCache::new(tls::SESSION_CACHE_SIZE);
-            resumption.push((storage, ticketer));
-        }
-        Ok(Fixed {
-            cache: Arc::new(IdentityCache::new(&config.identity_cache)),
-            crls: Arc::new(CrlStore::default()),
-            resumption,
-        })
-    }
-}
-
-/// Load the truststore and build every listener's TLS config for `generation`.
-pub fn build_trust(
-    config: &Config,
-    generation: u64,
-    fixed: &Fixed,
-) -> Result<TrustState, StartError> {
-    let fetched = fixed.crls.for_config(&config.truststore.crl_fetch);
-    let truststore = Arc::new(
-        Truststore::load_with(&config.truststore.dir, &fetched).map_err(|source| {
-            StartError::Truststore {
-                dir: config.truststore.dir.display().to_string(),
-                source,
-            }
-        })?,
-    );
-    let recheck = Arc::new(ClientVerifier::new(
-        truststore.clone(),
-        &config.truststore,
-        ClientAuth::Required,
-    ));
-    let verifier = Arc::new(CachingVerifier::new(
-        recheck,
-        generation,
-        fixed.cache.clone(),
-    ));
-    let mut acceptors = Vec::with_capacity(config.listeners.len());
-    for (l, (storage, ticketer)) in config.listeners.iter().zip(&fixed.resumption) {
-        let inner = Arc::new(ClientVerifier::new(
-            truststore.clone(),
-            &config.truststore,
-            l.client_auth,
-        ));
-        let caching = Arc::new(CachingVerifier::new(inner, generation, fixed.cache.clone()));
-        let built = tls::server_config(l, caching).map_err(|source| StartError::Tls {
-            address: l.address,
-            source,
-        })?;
-        let mut server_config = Arc::unwrap_or_clone(built);
-        server_config.session_storage = storage.clone();
-        server_config.ticketer = ticketer.clone();
-        acceptors.push(TlsAcceptor::from(Arc::new(server_config)));
-    }
-    Ok(TrustState {
-        generation,
-        loaded_at: SystemTime::now(),
-        truststore,
-        verifier,
-        acceptors,
-    })
 }
 
 /// A successful reload.
@@ -191,6 +84,8 @@ struct Loaded {
 pub struct Reloader {
     shared: Arc<Shared>,
     fixed: Fixed,
+    /// The last good CRL of each `[[truststore.crl_fetch]]` URL.
+    crls: Arc<CrlStore>,
     loaded: Mutex<Loaded>,
     /// For the CRL fetch tasks the reloader starts and stops.
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -201,17 +96,17 @@ impl Reloader {
     pub fn new(
         shared: Arc<Shared>,
         fixed: Fixed,
+        crls: Arc<CrlStore>,
         config: Config,
         generation: u64,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let seen = Some(watch::fingerprint(&config));
-        fixed
-            .crls
-            .reconcile(&config.truststore.crl_fetch, &shared, &shutdown, None);
+        crls.reconcile(&config.truststore.crl_fetch, &shared, &shutdown, None);
         Reloader {
             shared,
             fixed,
+            crls,
             loaded: Mutex::new(Loaded {
                 config,
                 generation,
@@ -223,7 +118,7 @@ impl Reloader {
 
     /// The fetched CRLs (the reload loop waits on [`CrlStore::changed`]).
     pub fn crl_store(&self) -> &Arc<CrlStore> {
-        &self.fixed.crls
+        &self.crls
     }
 
     /// A new truststore generation from the config in use, the truststore folder and the
@@ -234,10 +129,12 @@ impl Reloader {
         let config = loaded.config.clone();
         let generation = loaded.generation + 1;
         let fixed = self.fixed.clone();
-        let built = tokio::task::spawn_blocking(move || build_trust(&config, generation, &fixed))
-            .await
-            .map_err(|e| format!("reload task failed: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let fetched = self.crls.for_config(&config.truststore.crl_fetch);
+        let built =
+            tokio::task::spawn_blocking(move || build_trust(&config, generation, &fixed, &fetched))
+                .await
+                .map_err(|e| format!("reload task failed: {e}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
         match built {
             Ok(trust) => {
                 // Expiry warnings are left to the poller (hourly): a CRL fetched every
@@ -308,7 +205,8 @@ impl Reloader {
         let old = loaded.config.clone();
         let generation = loaded.generation + 1;
         let fixed = self.fixed.clone();
-        let built = tokio::task::spawn_blocking(move || build_all(&old, generation, &fixed))
+        let crls = self.crls.clone();
+        let built = tokio::task::spawn_blocking(move || build_all(&old, generation, &fixed, &crls))
             .await
             .unwrap_or_else(|e| Built {
                 fingerprint: None,
@@ -336,7 +234,7 @@ impl Reloader {
                 self.shared.snapshot.store(Arc::new(snapshot));
                 // Sources added by this reload are fetched now (their CRL arrives with the
                 // next generation); removed ones were left out of this one.
-                self.fixed.crls.reconcile(
+                self.crls.reconcile(
                     &config.truststore.crl_fetch,
                     &self.shared,
                     &self.shutdown,
@@ -378,7 +276,7 @@ struct Built {
 }
 
 /// Read and build everything; blocking (file I/O and certificate parsing).
-fn build_all(old: &Config, generation: u64, fixed: &Fixed) -> Built {
+fn build_all(old: &Config, generation: u64, fixed: &Fixed, crls: &CrlStore) -> Built {
     let config = match config::load(&old.source) {
         Ok(c) => c,
         Err(e) => {
@@ -389,7 +287,8 @@ fn build_all(old: &Config, generation: u64, fixed: &Fixed) -> Built {
         }
     };
     let fingerprint = Some(watch::fingerprint(&config));
-    let result = build_parts(old, config, generation, fixed);
+    let fetched = crls.for_config(&config.truststore.crl_fetch);
+    let result = build_parts(old, config, generation, fixed, &fetched);
     Built {
         fingerprint,
         result,
@@ -401,6 +300,7 @@ fn build_parts(
     config: Config,
     generation: u64,
     fixed: &Fixed,
+    fetched: &[FetchedCrl],
 ) -> Result<Parts, Vec<String>> {
     if config.listeners.len() != old.listeners.len() {
         return Err(vec![format!(
@@ -410,7 +310,8 @@ fn build_parts(
         )]);
     }
     let mut reasons = Vec::new();
-    let trust = build_trust(&config, generation, fixed).map_err(|e| reasons.push(e.to_string()));
+    let trust =
+        build_trust(&config, generation, fixed, fetched).map_err(|e| reasons.push(e.to_string()));
     let snapshot = build_snapshot(&config).map_err(|e| reasons.push(e.to_string()));
     match (trust, snapshot) {
         (Ok(trust), Ok(snapshot)) => {

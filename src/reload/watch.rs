@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::{hygiene, Reloader, Trigger};
 use crate::config::Config;
-use crate::server::stopped;
+use crate::shutdown::stopped;
 
 /// How often the poller repeats an expiry warning.
 const WARN_EVERY: Duration = Duration::from_secs(3600);

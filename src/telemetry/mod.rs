@@ -1,6 +1,5 @@
-//! Metrics, the access log and the diagnostic log.
+//! Metrics and the diagnostic log (the access log is [`crate::access_log`]).
 
-pub mod access_log;
 pub mod metrics;
 pub mod request_metrics;
 

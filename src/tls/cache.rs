@@ -29,9 +29,9 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
 
 use super::verifier::{ClientVerifier, Rejection};
-use super::Identity;
 use crate::config::IdentityCacheConfig;
-use crate::proxy::conn::ForwardedIdentity;
+use crate::identity::ForwardedIdentity;
+use crate::identity::Identity;
 use crate::telemetry::metrics as m;
 
 /// One verified chain: what the connection needs afterwards.

@@ -1,16 +1,14 @@
 //! TLS termination: the client-certificate truststore, the verifier that runs inside the
-//! handshake, the caller's identity read from the verified leaf, and the listener's rustls
-//! `ServerConfig`.
+//! handshake, the verified-identity cache, and the listener's rustls `ServerConfig`.
 //!
 //! Order of use: [`Truststore::load`] (at start and on every reload, build-then-swap) →
 //! [`ClientVerifier::new`] over that snapshot → [`server_config`] per listener → the
 //! handshake calls the verifier → after it (and after any resumed handshake, with
-//! [`ClientVerifier::verify_chain`]) the proxy reads [`Identity::from_leaf`].
+//! [`ClientVerifier::verify_chain`]) the server reads [`crate::identity::Identity::from_leaf`].
 //!
 //! Exactly one crypto provider is used: aws-lc-rs, passed explicitly to every builder.
 
 pub mod cache;
-pub mod identity;
 pub mod peer_name;
 pub mod profile;
 pub mod server;
@@ -18,10 +16,9 @@ pub mod truststore;
 pub mod verifier;
 
 #[cfg(test)]
-mod test_pki;
+pub(crate) mod test_pki;
 
 pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
-pub use identity::{Identity, IdentityError};
 pub use server::{load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE};
 pub use truststore::{
     CaInfo, CrlInfo, CrlRefusal, CrlSource, FetchedCrl, Truststore, TruststoreError,

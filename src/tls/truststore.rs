@@ -35,7 +35,7 @@ use webpki::{CertRevocationList, OwnedCertRevocationList};
 use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 
-use super::identity::format_name;
+use crate::identity::format_name;
 
 /// Why a truststore folder could not be loaded. Every variant names the file involved.
 #[derive(Debug, thiserror::Error)]

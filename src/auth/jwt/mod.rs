@@ -33,7 +33,7 @@ pub use self::token::{Reject, Verified};
 use crate::config::defaults as d;
 use crate::config::{JwksSource, JwtConfig};
 use crate::fetch::{Backoff, Fetched, Fetcher, Limits, Validators};
-use crate::proxy::conn::ConnInfo;
+use crate::identity::ConnInfo;
 use crate::telemetry::metrics as m;
 
 /// How often a `jwks_file` is checked for changes.

@@ -33,7 +33,8 @@ use crate::telemetry::metrics as m;
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// Presigned URLs may not live longer than this, whatever the config says (AWS's limit).
-pub const MAX_PRESIGN_EXPIRY_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MAX_PRESIGN_EXPIRY_LIMIT: Duration =
+    crate::config::defaults::SIGV4_MAX_PRESIGN_EXPIRY_LIMIT;
 /// Signing-key cache entries kept before the cache is cleared (keys change daily anyway).
 const KEY_CACHE_MAX: usize = 4_096;
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";

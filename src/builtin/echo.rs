@@ -8,16 +8,17 @@ use std::collections::BTreeMap;
 use http::{header, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 
-use super::body::{self, ProxyBody};
-use super::upstream::UpstreamError;
+use crate::body::{self, ProxyBody};
+use crate::error::{ErrorKind, GatewayError};
 
-pub async fn respond(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, UpstreamError> {
+pub async fn respond(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, GatewayError> {
     let (parts, body) = req.into_parts();
     let received = body.collect().await.map_err(|e| {
         if body::is_length_limit(e.as_ref()) {
-            UpstreamError::BodyTooLarge
+            GatewayError::body_too_large()
         } else {
-            UpstreamError::Request("could not read the request body".into())
+            tracing::debug!(error = %e, "echo: could not read the request body");
+            GatewayError::new(ErrorKind::BadRequest, "the request cannot be forwarded")
         }
     })?;
     let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();

@@ -8,6 +8,10 @@
 //! dead is retried once on a fresh one when that is safe: the request never left, or it is
 //! idempotent and has no body. Failures: connect error 502 `upstream_unavailable`, no
 //! response head within `request_timeout` 504 `upstream_timeout`.
+//!
+//! An upstream is either such a pool ([`Target::Pool`]) or a built-in service answered in
+//! process ([`Target::Builtin`], see [`crate::builtin`]); the forward phase calls one or
+//! the other.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -26,8 +30,8 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::body::ProxyBody;
-use super::echo;
+use crate::body::ProxyBody;
+use crate::builtin::Builtin;
 use crate::config::{KeyPermissions, UpstreamConfig, UpstreamProtocol, UpstreamTarget};
 use crate::telemetry::metrics as m;
 
@@ -63,16 +67,20 @@ pub struct UpstreamBuildError {
 #[derive(Debug)]
 pub struct Upstream {
     pub name: Arc<str>,
-    kind: Kind,
+    pub target: Target,
 }
 
+/// What serves an upstream's requests.
 #[derive(Debug)]
-enum Kind {
-    Echo,
-    Remote(Box<Remote>),
+pub enum Target {
+    /// Answered in process (`builtin = "..."`).
+    Builtin(Builtin),
+    /// Forwarded over pooled connections to the configured endpoints.
+    Pool(Box<Pool>),
 }
 
-struct Remote {
+/// The endpoints of one upstream and their pooled connections.
+pub struct Pool {
     endpoints: Vec<Endpoint>,
     next: AtomicUsize,
     protocol: UpstreamProtocol,
@@ -117,14 +125,17 @@ impl Upstream {
     pub fn echo(name: &str) -> Upstream {
         Upstream {
             name: Arc::from(name),
-            kind: Kind::Echo,
+            target: Target::Builtin(Builtin::Echo),
         }
     }
 
     pub fn from_config(cfg: &UpstreamConfig) -> Result<Upstream, UpstreamBuildError> {
         let endpoints = match &cfg.target {
-            UpstreamTarget::Builtin(crate::config::Builtin::Echo) => {
-                return Ok(Upstream::echo(&cfg.name))
+            UpstreamTarget::Builtin(b) => {
+                return Ok(Upstream {
+                    name: Arc::from(cfg.name.as_str()),
+                    target: Target::Builtin(Builtin::from_config(*b)),
+                })
             }
             UpstreamTarget::Endpoints(eps) => eps,
         };
@@ -161,7 +172,7 @@ impl Upstream {
             .collect();
         Ok(Upstream {
             name: Arc::from(cfg.name.as_str()),
-            kind: Kind::Remote(Box::new(Remote {
+            target: Target::Pool(Box::new(Pool {
                 endpoints,
                 next: AtomicUsize::new(0),
                 protocol: cfg.protocol,
@@ -173,31 +184,25 @@ impl Upstream {
             })),
         })
     }
+}
 
+impl Pool {
     /// Forward `req`, whose URI is in origin form (path and query) and whose `Host` header
     /// (if any) is the one the client sent.
-    pub async fn send(
+    pub async fn forward(
         &self,
         req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        match &self.kind {
-            Kind::Echo => echo::respond(req).await,
-            Kind::Remote(remote) => {
-                let resp =
-                    match tokio::time::timeout(remote.request_timeout, remote.send(req)).await {
-                        Ok(r) => r,
-                        Err(_) => {
-                            remote.counters.err_timeout.increment(1);
-                            Err(UpstreamError::Timeout(remote.request_timeout))
-                        }
-                    }?;
-                Ok(resp.map(|b: Incoming| b.map_err(Into::into).boxed()))
+        let resp = match tokio::time::timeout(self.request_timeout, self.send(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.counters.err_timeout.increment(1);
+                Err(UpstreamError::Timeout(self.request_timeout))
             }
-        }
+        }?;
+        Ok(resp.map(|b: Incoming| b.map_err(Into::into).boxed()))
     }
-}
 
-impl Remote {
     async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, UpstreamError> {
         let ep = self.pick();
         let (conn, reused) = self.checkout(ep).await?;
@@ -223,7 +228,7 @@ impl Remote {
                     (false, _, _) => None,
                     (true, Some(r), _) => Some(r),
                     (true, None, Some((method, uri, version, headers))) => {
-                        let mut r = Request::new(super::body::empty());
+                        let mut r = Request::new(crate::body::empty());
                         *r.method_mut() = method;
                         *r.uri_mut() = uri;
                         *r.version_mut() = version;
@@ -251,7 +256,7 @@ impl Remote {
 
     fn classify(&self, err: hyper::Error) -> UpstreamError {
         if let Some(src) = std::error::Error::source(&err) {
-            if super::body::is_length_limit(src) {
+            if crate::body::is_length_limit(src) {
                 return UpstreamError::BodyTooLarge;
             }
         }
@@ -520,9 +525,9 @@ fn build_tls(
     Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
-impl std::fmt::Debug for Remote {
+impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote")
+        f.debug_struct("Pool")
             .field(
                 "endpoints",
                 &self.endpoints.iter().map(|e| &e.addr).collect::<Vec<_>>(),

@@ -174,7 +174,7 @@ fn common_name(name: &Name) -> Option<String> {
 }
 
 /// RFC 4514 string of `name`, matching OpenSSL's `XN_FLAG_RFC2253` output.
-pub(crate) fn format_name(name: &Name) -> String {
+pub fn format_name(name: &Name) -> String {
     let mut out = String::new();
     for (i, rdn) in name
         .iter_rdn()

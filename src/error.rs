@@ -75,6 +75,14 @@ pub struct GatewayError {
 }
 
 impl GatewayError {
+    /// 413: the request body is over the route's `max_body_size` (or SigV4's buffer).
+    pub fn body_too_large() -> Self {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            "the request body is larger than this route allows",
+        )
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         GatewayError {
             kind,

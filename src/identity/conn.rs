@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 
-use crate::tls::Identity;
+use crate::identity::Identity;
 
 /// Names of the identity headers sent to backends. Any incoming header with one of these
 /// names (or starting with `x-client-`) is removed before the verified values are set.
@@ -38,7 +38,7 @@ pub struct ConnInfo {
 }
 
 /// What an open connection needs to re-check its identity after a truststore reload
-/// (see [`super::recheck`]).
+/// (see `proxy::recheck`).
 #[derive(Debug, Default)]
 pub struct ConnTrust {
     /// The chain the client presented, leaf first; empty without a client certificate.

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::upstream::Upstream;
 use crate::config::{AuthMethod, RouteConfig};
 use crate::policy::AllowList;
+use crate::upstream::Upstream;
 
 /// A route ready to serve: its upstream resolved, its allow-list compiled.
 #[derive(Debug)]

@@ -16,10 +16,10 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::metrics as m;
+use crate::body::{BoxError, ProxyBody};
 use crate::config::AccessLog;
-use crate::proxy::body::{BoxError, ProxyBody};
-use crate::proxy::conn::ConnInfo;
+use crate::identity::ConnInfo;
+use crate::telemetry::metrics as m;
 
 const CHANNEL_CAPACITY: usize = 16 * 1024;
 

@@ -1,0 +1,51 @@
+//! Built-in upstreams: services the gateway answers itself, in process, where a pooled
+//! connection would otherwise carry the request (`[[upstream]] builtin = "..."`).
+//!
+//! The forward phase ([`crate::proxy::pipeline`]) calls [`Builtin::serve`] with the request
+//! exactly as a backend would receive it (path normalised, identity headers set) and the
+//! connection it came on. A builtin has no endpoint, pool or upstream timeout; it fails a
+//! request with a [`GatewayError`] like any phase.
+//!
+//! Adding one: a file here with an `async fn` that takes the request (and whatever of
+//! [`Call`] it needs), a variant of [`Builtin`] and of `config::Builtin`, and one arm in
+//! each `match` below. The issuer's builtins (`oauth2`, `rolesanywhere`) come next.
+
+pub mod echo;
+
+use http::{Request, Response};
+
+use crate::body::ProxyBody;
+use crate::config;
+use crate::error::GatewayError;
+use crate::identity::ConnInfo;
+
+/// One built-in service, ready to serve.
+#[derive(Debug)]
+pub enum Builtin {
+    /// A JSON description of the request it received (the quick start, tests).
+    Echo,
+}
+
+/// What a builtin may read besides the request: the connection it arrived on (its peer
+/// address and verified client certificate).
+pub struct Call<'a> {
+    pub conn: &'a ConnInfo,
+}
+
+impl Builtin {
+    pub fn from_config(b: config::Builtin) -> Builtin {
+        match b {
+            config::Builtin::Echo => Builtin::Echo,
+        }
+    }
+
+    pub async fn serve(
+        &self,
+        req: Request<ProxyBody>,
+        _call: &Call<'_>,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        match self {
+            Builtin::Echo => echo::respond(req).await,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The running state every request reads: the routing [`Snapshot`] and the truststore
+//! generation ([`TrustState`]), each immutable and swapped whole behind an `ArcSwap` in
+//! [`Shared`], and the functions that build them from a [`Config`].
+//!
+//! A ground floor for the serving side: `proxy` reads it, `reload` builds and swaps it,
+//! `admin` reports it and `server` creates it at start; nothing here uses any of them.
+
+pub mod trust;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::access_log::AccessLogger;
+use crate::auth::{self, sigv4::FileCredentials, sigv4::Verifier};
+use crate::config::Config;
+use crate::route::Router;
+use crate::tls;
+use crate::upstream::{Upstream, UpstreamBuildError};
+
+pub use trust::{build_trust, Fixed, TrustState};
+
+/// Everything a request needs that comes from configuration: immutable, swapped whole.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub router: Router,
+    /// `[auth.jwt.*]` providers (their key sets refresh on their own).
+    pub jwt: Arc<auth::jwt::Providers>,
+    /// The `[auth.sigv4]` verifier, when configured.
+    pub sigv4: Option<Arc<Verifier>>,
+    /// The credentials file behind it, polled for changes by the server.
+    pub sigv4_credentials: Option<Arc<FileCredentials>>,
+}
+
+/// State shared by every connection of a running gateway.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    /// The truststore generation serving now (swapped by `reload`).
+    pub trust: ArcSwap<TrustState>,
+    pub access_log: AccessLogger,
+}
+
+/// Why a gateway could not start, or a generation could not be built. Each names the
+/// piece of configuration at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("truststore {dir}: {source}")]
+    Truststore {
+        dir: String,
+        source: tls::TruststoreError,
+    },
+    #[error("listener {address}: {source}")]
+    Tls {
+        address: SocketAddr,
+        source: tls::TlsError,
+    },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamBuildError),
+    #[error("routes: {0}")]
+    Routes(String),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Jwt(#[from] auth::jwt::JwtStartError),
+    #[error("auth.sigv4.credentials_file: {0}")]
+    Sigv4Credentials(String),
+    #[error("access log: {0}")]
+    AccessLog(std::io::Error),
+}
+
+/// Routes and upstreams, built from the config (no I/O but upstream TLS material).
+pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
+    let mut upstreams = HashMap::new();
+    for u in &config.upstreams {
+        upstreams.insert(u.name.clone(), Arc::new(Upstream::from_config(u)?));
+    }
+    let router = Router::new(&config.routes, |name| upstreams.get(name).cloned())
+        .map_err(StartError::Routes)?;
+    let sigv4 = match &config.sigv4 {
+        Some(c) => {
+            let creds = Arc::new(
+                FileCredentials::load(&c.credentials_file).map_err(StartError::Sigv4Credentials)?,
+            );
+            Some((Arc::new(Verifier::new(c, creds.clone())), creds))
+        }
+        None => None,
+    };
+    Ok(Snapshot {
+        router,
+        jwt: Arc::default(),
+        sigv4: sigv4.as_ref().map(|(v, _)| v.clone()),
+        sigv4_credentials: sigv4.map(|(_, c)| c),
+    })
+}

@@ -1,0 +1,114 @@
+//! One truststore generation ([`TrustState`]) and how it is built: the truststore folder
+//! plus the fetched CRLs, the verifiers over it, and every listener's TLS acceptor.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use tokio_rustls::TlsAcceptor;
+
+use super::StartError;
+use crate::config::{ClientAuth, Config};
+use crate::tls::{self, CachingVerifier, ClientVerifier, FetchedCrl, IdentityCache, Truststore};
+
+/// One truststore generation and everything built from it: immutable, swapped whole.
+pub struct TrustState {
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+    pub truststore: Arc<Truststore>,
+    /// Re-checks of open connections and resumed sessions (cache first).
+    pub verifier: Arc<CachingVerifier>,
+    /// One per running listener, in config order.
+    pub acceptors: Vec<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for TrustState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustState")
+            .field("generation", &self.generation)
+            .field("loaded_at", &self.loaded_at)
+            .field("listeners", &self.acceptors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What lives across generations: the identity cache (its keys include the generation) and
+/// each listener's session store and ticket keys, so resumption survives a reload. That is
+/// safe because every resumed session is re-verified against the current generation.
+#[derive(Clone)]
+pub struct Fixed {
+    pub cache: Arc<IdentityCache>,
+    resumption: Vec<(Arc<dyn StoresServerSessions>, Arc<dyn ProducesTickets>)>,
+}
+
+impl Fixed {
+    pub fn new(config: &Config) -> Result<Fixed, StartError> {
+        let mut resumption = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let ticketer =
+                rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| StartError::Tls {
+                    address: l.address,
+                    source: tls::TlsError::Rustls(e),
+                })?;
+            let storage: Arc<dyn StoresServerSessions> =
+                ServerSessionMemoryCache::new(tls::SESSION_CACHE_SIZE);
+            resumption.push((storage, ticketer));
+        }
+        Ok(Fixed {
+            cache: Arc::new(IdentityCache::new(&config.identity_cache)),
+            resumption,
+        })
+    }
+}
+
+/// Load the truststore (with the CRLs fetched from `[[truststore.crl_fetch]]` URLs) and
+/// build every listener's TLS config for `generation`.
+pub fn build_trust(
+    config: &Config,
+    generation: u64,
+    fixed: &Fixed,
+    fetched: &[FetchedCrl],
+) -> Result<TrustState, StartError> {
+    let truststore = Arc::new(
+        Truststore::load_with(&config.truststore.dir, fetched).map_err(|source| {
+            StartError::Truststore {
+                dir: config.truststore.dir.display().to_string(),
+                source,
+            }
+        })?,
+    );
+    let recheck = Arc::new(ClientVerifier::new(
+        truststore.clone(),
+        &config.truststore,
+        ClientAuth::Required,
+    ));
+    let verifier = Arc::new(CachingVerifier::new(
+        recheck,
+        generation,
+        fixed.cache.clone(),
+    ));
+    let mut acceptors = Vec::with_capacity(config.listeners.len());
+    for (l, (storage, ticketer)) in config.listeners.iter().zip(&fixed.resumption) {
+        let inner = Arc::new(ClientVerifier::new(
+            truststore.clone(),
+            &config.truststore,
+            l.client_auth,
+        ));
+        let caching = Arc::new(CachingVerifier::new(inner, generation, fixed.cache.clone()));
+        let built = tls::server_config(l, caching).map_err(|source| StartError::Tls {
+            address: l.address,
+            source,
+        })?;
+        let mut server_config = Arc::unwrap_or_clone(built);
+        server_config.session_storage = storage.clone();
+        server_config.ticketer = ticketer.clone();
+        acceptors.push(TlsAcceptor::from(Arc::new(server_config)));
+    }
+    Ok(TrustState {
+        generation,
+        loaded_at: SystemTime::now(),
+        truststore,
+        verifier,
+        acceptors,
+    })
+}
