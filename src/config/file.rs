@@ -1,10 +1,11 @@
 //! The file as written: serde structs that mirror the TOML. Everything is optional here
-//! so that [`super::build`] can report every missing or bad value at once, with its line,
-//! instead of serde stopping at the first. Unknown keys are collected by `serde_ignored`.
+//! so that the builder ([`super::build`]) can report every missing or bad value at once,
+//! with its line, instead of serde stopping at the first. Unknown keys are collected by
+//! `serde_ignored`.
 
 use serde::Deserialize;
 
-pub use super::build::reload::{RawIdentityCache, RawReload};
+pub use super::reload::{RawIdentityCache, RawReload};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {

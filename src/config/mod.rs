@@ -1,30 +1,40 @@
 //! Typed configuration: what the rest of the gateway sees.
 //!
 //! The TOML file is read into the raw structs of [`file`] (serde, unknown keys collected
-//! and reported), then [`build`] turns them into these typed values, checking every
-//! cross-reference and resolving relative paths against the config file's folder. Every
-//! problem found is reported with the file, line and key it comes from ([`ConfigError`]).
+//! and reported), then the builder turns them into these typed values, checking every
+//! cross-reference and resolving relative paths against the config file's folder: its
+//! shared machinery is in [`build`], each section has its own file (`listener.rs`,
+//! `route.rs`, [`jwt`], ...) and `assemble.rs` puts them together. Every problem found is
+//! reported with the file, line and key it comes from ([`ConfigError`]).
 //! Defaults are the named constants in [`defaults`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod assemble;
 pub mod build;
 pub mod crl_fetch;
 pub mod defaults;
 pub mod file;
 pub mod jwt;
+mod listener;
+mod load;
+mod log;
+pub(crate) mod reload;
+mod route;
 pub mod sigv4;
+mod truststore;
 pub mod units;
+mod upstream;
 
 #[cfg(test)]
 mod tests;
 
-pub use build::reload::{IdentityCacheConfig, ReloadConfig};
-pub use build::{load, parse, ConfigError, ConfigProblem};
 pub use crl_fetch::CrlFetchConfig;
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
+pub use load::{load, parse, ConfigError, ConfigProblem};
+pub use reload::{IdentityCacheConfig, ReloadConfig};
 pub use sigv4::Sigv4Config;
 
 /// The whole, validated configuration.

@@ -1,13 +1,13 @@
 //! `[reload]` (how the gateway notices changed files) and `[identity_cache]` (the
-//! verified-identity cache): raw structs, typed structs and their builder. Declared as a
-//! child of `build` so it can use the builder's helpers; re-exported from `config`.
+//! verified-identity cache): raw structs, typed structs and their builder; the typed
+//! structs are re-exported from `config`.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{k, Builder, Seg};
-use crate::config::defaults as d;
+use super::build::{k, Builder, Seg};
+use super::defaults as d;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawReload {
