@@ -1,5 +1,5 @@
-//! Hot-path pieces of the request pipeline in isolation: path normalisation and route
-//! matching (run once per request, before authentication).
+//! Hot-path pieces of the request pipeline in isolation: the Host check, path
+//! normalisation and route matching (run once per request, before authentication).
 //!
 //!   cargo bench --bench hot_path
 
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Method;
 use portcullis::config::{AuthMethod, RouteConfig};
+use portcullis::proxy::host;
 use portcullis::proxy::path::normalize;
 use portcullis::route::{RouteMatch, Router};
 use portcullis::upstream::Upstream;
@@ -25,6 +26,7 @@ fn route(name: &str, host: &str, prefix: &str, methods: &[&str]) -> RouteConfig 
         allow: vec![],
         max_body_size: 1 << 20,
         scopes: vec![],
+        case_sensitive: false,
     }
 }
 
@@ -64,6 +66,20 @@ fn bench_path(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_host(c: &mut Criterion) {
+    let mut g = c.benchmark_group("host_check");
+    let uri: http::Uri = "/api/orders/1".parse().expect("a valid path");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("api.example.test:8443"),
+    );
+    g.bench_function("http1_host_header", |b| {
+        b.iter(|| host::request_host(http::Version::HTTP_11, black_box(&uri), black_box(&headers)))
+    });
+    g.finish();
+}
+
 fn bench_route(c: &mut Criterion) {
     let r = router();
     let mut g = c.benchmark_group("route_find");
@@ -94,5 +110,5 @@ fn bench_route(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_path, bench_route);
+criterion_group!(benches, bench_host, bench_path, bench_route);
 criterion_main!(benches);

@@ -1,10 +1,16 @@
 //! Routing: which route serves this request?
 //!
-//! Runs first in the pipeline, on the normalised path. Like a virtual host, the most
-//! specific host pattern that matches wins (exact, then the longest `*.suffix`, then `*`);
-//! within it, the longest path prefix that matches on a segment boundary (`/orders` matches
-//! `/orders` and `/orders/1`, not `/ordersx`). A path that matches only with another method
-//! is 405 `method_not_allowed`; no match is 404 `no_route`.
+//! Runs first in the pipeline, on the normalised path and the checked host. Like a virtual
+//! host, the most specific host pattern that matches wins (exact, then the longest
+//! `*.suffix`, then `*`); within it, the longest path prefix that matches on a segment
+//! boundary (`/orders` matches `/orders` and `/orders/1`, not `/ordersx`). A path that
+//! matches only with another method is 405 `method_not_allowed`; no match is 404
+//! `no_route`.
+//!
+//! A prefix is matched as a decoding backend reads the path: a percent-escape left in the
+//! normalised path (`%3A`, `%C3%A9`) matches the byte it encodes, and unless the route sets
+//! `case_sensitive = true`, ASCII letters match in either case (`/ADMIN` meets `/admin`'s
+//! allow-list, as Express and IIS would serve it `/admin`).
 
 use std::sync::Arc;
 
@@ -28,6 +34,7 @@ pub struct Route {
     pub max_body_size: u64,
     /// Scopes a bearer token must carry (checked by the `jwt` method).
     pub scopes: Vec<String>,
+    pub case_sensitive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +99,7 @@ impl Router {
                 allow: AllowList::new(&rc.allow),
                 max_body_size: rc.max_body_size,
                 scopes: rc.scopes.clone(),
+                case_sensitive: rc.case_sensitive,
             });
             let pattern = HostPattern::parse(&rc.host);
             match groups.iter_mut().find(|g| g.pattern == pattern) {
@@ -117,7 +125,7 @@ impl Router {
         };
         let mut method_mismatch = false;
         for route in &group.routes {
-            if !prefix_matches(&route.path_prefix, path) {
+            if !prefix_matches(&route.path_prefix, path, route.case_sensitive) {
                 continue;
             }
             match &route.methods {
@@ -167,11 +175,38 @@ impl HostPattern {
     }
 }
 
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    path.starts_with(prefix)
-        && (prefix.ends_with('/')
-            || path.len() == prefix.len()
-            || path.as_bytes()[prefix.len()] == b'/')
+/// Whether normalised `path` lies under `prefix` (no `%`, by the config check). An escape
+/// in the path stands for its byte: the path's `%3A` matches the prefix's `:`. Without
+/// `case_sensitive`, ASCII letters match in either case.
+fn prefix_matches(prefix: &str, path: &str, case_sensitive: bool) -> bool {
+    let (prefix, path) = (prefix.as_bytes(), path.as_bytes());
+    let mut j = 0;
+    for &want in prefix {
+        let (got, width) = match path.get(j) {
+            None => return false,
+            Some(b'%') => match (path.get(j + 1), path.get(j + 2)) {
+                (Some(&h), Some(&l)) => {
+                    match (char::from(h).to_digit(16), char::from(l).to_digit(16)) {
+                        // Two hex digits: at most 0xFF.
+                        (Some(h), Some(l)) => ((h << 4 | l) as u8, 3),
+                        _ => (b'%', 1),
+                    }
+                }
+                _ => (b'%', 1),
+            },
+            Some(&b) => (b, 1),
+        };
+        let same = if case_sensitive {
+            got == want
+        } else {
+            got.eq_ignore_ascii_case(&want)
+        };
+        if !same {
+            return false;
+        }
+        j += width;
+    }
+    prefix.last() == Some(&b'/') || j == path.len() || path[j] == b'/'
 }
 
 /// The request's host for routing: lowercased, without port or trailing dot.
@@ -202,6 +237,7 @@ mod tests {
             allow: vec![],
             max_body_size: 1024,
             scopes: vec![],
+            case_sensitive: false,
         }
     }
 
@@ -266,6 +302,43 @@ mod tests {
         assert_eq!(found(&r, "h", "/data", "GET").as_deref(), Some("ro"));
         assert_eq!(found(&r, "h", "/data", "POST").as_deref(), Some("405"));
         assert_eq!(found(&r, "h", "/nothing", "POST"), None);
+    }
+
+    #[test]
+    fn prefixes_match_in_any_case_unless_case_sensitive() {
+        let mut exact = rc("exact", "*", "/Files", &[]);
+        exact.case_sensitive = true;
+        let r = router(&[
+            rc("root", "*", "/", &[]),
+            rc("admin", "*", "/admin", &[]),
+            exact,
+        ]);
+        for p in ["/admin", "/ADMIN", "/Admin/x", "/aDmIn/"] {
+            assert_eq!(found(&r, "a", p, "GET").as_deref(), Some("admin"), "{p}");
+        }
+        assert_eq!(found(&r, "a", "/adminx", "GET").as_deref(), Some("root"));
+        assert_eq!(found(&r, "a", "/Files/1", "GET").as_deref(), Some("exact"));
+        assert_eq!(found(&r, "a", "/files/1", "GET").as_deref(), Some("root"));
+    }
+
+    /// An escape left in a normalised path matches the byte it encodes, as a decoding
+    /// backend reads it.
+    #[test]
+    fn escapes_match_the_bytes_they_encode() {
+        let r = router(&[
+            rc("root", "*", "/", &[]),
+            rc("batch", "*", "/v1/items:batch", &[]),
+            rc("cafe", "*", "/caf\u{e9}", &[]),
+        ]);
+        for (path, want) in [
+            ("/v1/items%3Abatch", "batch"),
+            ("/v1/items:batch/x", "batch"),
+            ("/CAF%C3%A9/x", "cafe"),
+            ("/v1/items%3Abatc", "root"),
+            ("/v1/items%3", "root"),
+        ] {
+            assert_eq!(found(&r, "a", path, "GET").as_deref(), Some(want), "{path}");
+        }
     }
 
     #[test]

@@ -411,6 +411,7 @@ fn accept(
         ctx.metrics.accepted.increment(1);
 
         let mut conn_info = ConnInfo::new(peer, ctx.label.clone(), identity);
+        conn_info.requests = ctx.limits.requests;
         if let Some(chain) = tls.get_ref().1.peer_certificates() {
             conn_info.trust.chain = chain.to_vec();
         }

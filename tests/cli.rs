@@ -7,27 +7,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Spec, TestPki};
+use common::{ensure_tool, Spec, TestPki};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 fn portcullis(args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).output().unwrap()
-}
-
-/// curl is an outside client the tests drive for real; `scripts/test.sh` installs it, and
-/// this installs it too when the tests are run some other way on a Debian machine.
-fn ensure_tool(tool: &str, package: &str) {
-    if Command::new(tool).arg("--version").output().is_ok() {
-        return;
-    }
-    let _ = Command::new("apt-get")
-        .args(["install", "-y", "-q", package])
-        .status();
-    assert!(
-        Command::new(tool).arg("--version").output().is_ok(),
-        "{tool} is needed by this test and could not be installed (apt-get install {package})"
-    );
 }
 
 #[test]

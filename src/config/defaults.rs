@@ -17,6 +17,8 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 pub const H2_MAX_HEADER_LIST_SIZE: u64 = 16 * 1024;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HEADERS_WITH_UNDERSCORES: &str = "drop";
+pub const PATH_PARAMETERS: &str = "reject";
 
 pub const REVOCATION: &str = "full-chain";
 pub const UNKNOWN_REVOCATION: &str = "deny";
@@ -41,6 +43,7 @@ pub const ROUTE_HOST: &str = "*";
 pub const ROUTE_PATH_PREFIX: &str = "/";
 pub const ROUTE_AUTH: &str = "mtls";
 pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+pub const ROUTE_CASE_SENSITIVE: bool = false;
 
 pub const SIGV4_MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 pub const SIGV4_MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -48,6 +48,8 @@ pub struct RawListener {
     pub h2_max_concurrent_streams: Option<u32>,
     pub h2_max_header_list_size: Option<Size>,
     pub drain_timeout: Option<String>,
+    pub headers_with_underscores: Option<String>,
+    pub path_parameters: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +102,7 @@ pub struct RawRoute {
     pub allow: Vec<RawAllow>,
     pub max_body_size: Option<Size>,
     pub scopes: Option<Vec<String>>,
+    pub case_sensitive: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

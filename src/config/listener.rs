@@ -1,10 +1,13 @@
-//! `[[listener]]`: one TLS listener (address, certificate, client auth, TLS version and
-//! its connection limits), raw struct → [`ListenerConfig`].
+//! `[[listener]]`: one TLS listener (address, certificate, client auth, TLS version, its
+//! connection limits and request rules), raw struct → [`ListenerConfig`].
 
 use super::build::{k, Builder, Seg};
 use super::defaults as d;
 use super::file;
-use super::{ClientAuth, KeyPermissions, ListenerConfig, ListenerLimits, TlsVersion};
+use super::{
+    ClientAuth, KeyPermissions, ListenerConfig, ListenerLimits, PathParameters, RequestRules,
+    TlsVersion, UnderscoreHeaders,
+};
 
 impl Builder {
     pub(super) fn listener(&mut self, p: &[Seg], l: &file::RawListener) -> ListenerConfig {
@@ -56,6 +59,27 @@ impl Builder {
             self.err(k(p, "h2_max_header_list_size"), "must be below 4GiB");
             d::H2_MAX_HEADER_LIST_SIZE as u32
         });
+        let requests = RequestRules {
+            headers_with_underscores: self.choice(
+                k(p, "headers_with_underscores"),
+                &l.headers_with_underscores,
+                d::HEADERS_WITH_UNDERSCORES,
+                &[
+                    ("drop", UnderscoreHeaders::Drop),
+                    ("reject", UnderscoreHeaders::Reject),
+                    ("allow", UnderscoreHeaders::Allow),
+                ],
+            ),
+            path_parameters: self.choice(
+                k(p, "path_parameters"),
+                &l.path_parameters,
+                d::PATH_PARAMETERS,
+                &[
+                    ("reject", PathParameters::Reject),
+                    ("allow", PathParameters::Allow),
+                ],
+            ),
+        };
         ListenerConfig {
             address,
             cert,
@@ -90,6 +114,7 @@ impl Builder {
                     &l.drain_timeout,
                     d::DRAIN_TIMEOUT,
                 ),
+                requests,
             },
         }
     }

@@ -97,6 +97,44 @@ pub struct ListenerLimits {
     pub h2_max_header_list_size: u32,
     /// On shutdown, in-flight requests get this long to finish.
     pub drain_timeout: Duration,
+    /// What the request check does with header names and paths that backends read in
+    /// different ways; copied into each connection's `ConnInfo`.
+    pub requests: RequestRules,
+}
+
+/// A listener's rules for requests that mean one thing to the gateway and another to some
+/// backends (`headers_with_underscores`, `path_parameters`). `Copy`: a connection takes
+/// its own copy at accept, so a request reads it without a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestRules {
+    pub headers_with_underscores: UnderscoreHeaders,
+    pub path_parameters: PathParameters,
+}
+
+/// `headers_with_underscores`: a header name with `_` is read as its `-` twin by CGI, WSGI
+/// and PHP backends (`x_client_subject` becomes `HTTP_X_CLIENT_SUBJECT`). Whatever the
+/// setting, such an alias of a header the gateway sets is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoreHeaders {
+    /// Removed before forwarding (NGINX's default, `underscores_in_headers off`).
+    #[default]
+    Drop,
+    /// The request is refused with 400.
+    Reject,
+    /// Forwarded (identity-header aliases are still removed).
+    Allow,
+}
+
+/// `path_parameters`: a path segment with `;` (`/admin;x`, `/..;/admin`: Tomcat and Spring
+/// drop the parameter) or an encoded `%` (`%25`: decoded twice by some frameworks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathParameters {
+    /// Refused with 400.
+    #[default]
+    Reject,
+    /// Forwarded as they are (and routed as they are: only for backends that give `;` and
+    /// `%25` no meaning of their own).
+    Allow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +248,9 @@ pub struct RouteConfig {
     pub max_body_size: u64,
     /// Scopes a bearer token must carry on this route (all of them).
     pub scopes: Vec<String>,
+    /// `false` (the default): `path_prefix` matches whatever the ASCII case of the path, as
+    /// Express and IIS match.
+    pub case_sensitive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

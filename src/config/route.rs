@@ -136,6 +136,7 @@ impl Builder {
             allow,
             max_body_size: self.size(k(p, "max_body_size"), &r.max_body_size, d::MAX_BODY_SIZE, 0),
             scopes,
+            case_sensitive: r.case_sensitive.unwrap_or(d::ROUTE_CASE_SENSITIVE),
         }
     }
 
@@ -182,7 +183,10 @@ impl Builder {
     }
 
     /// Two routes with the same name, or the same host, prefix and methods (the second could
-    /// never be chosen), are mistakes worth stopping for.
+    /// never be chosen), are mistakes worth stopping for. Prefixes that differ only in ASCII
+    /// case are the same prefix when either route matches case-insensitively: `/Admin`
+    /// (case-sensitive, open) beside `/admin` (any case, allow-listed) would leave which
+    /// allow-list `/Admin` meets to the order of the file.
     pub(super) fn check_route_overlaps(&mut self, routes: &[RouteConfig]) {
         for (i, r) in routes.iter().enumerate() {
             let p = ix(&[Seg::Key("route".into())], i);
@@ -193,19 +197,33 @@ impl Builder {
                         format!("another route is already named `{}`", r.name),
                     );
                 } else if r.host == earlier.host
-                    && r.path_prefix == earlier.path_prefix
+                    && same_prefix(r, earlier)
                     && sorted(&r.methods) == sorted(&earlier.methods)
                 {
+                    let how = if r.path_prefix == earlier.path_prefix {
+                        ""
+                    } else {
+                        " (prefixes that differ only in case match the same paths unless both routes set case_sensitive = true)"
+                    };
                     self.err(
                         k(&p, "path_prefix"),
                         format!(
-                            "route `{}` matches the same host, path prefix and methods as route `{}`, so it would never be used",
+                            "route `{}` matches the same host, path prefix and methods as route `{}`, so it would never be used{how}",
                             r.name, earlier.name
                         ),
                     );
                 }
             }
         }
+    }
+}
+
+/// Whether two routes' prefixes match the same paths.
+fn same_prefix(a: &RouteConfig, b: &RouteConfig) -> bool {
+    if a.case_sensitive && b.case_sensitive {
+        a.path_prefix == b.path_prefix
+    } else {
+        a.path_prefix.eq_ignore_ascii_case(&b.path_prefix)
     }
 }
 

@@ -190,6 +190,76 @@ fn missing_sections_and_duplicates() {
 }
 
 #[test]
+fn request_rules_and_route_case() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.listeners[0].limits.requests, RequestRules::default());
+    assert_eq!(
+        c.listeners[0].limits.requests.headers_with_underscores,
+        UnderscoreHeaders::Drop
+    );
+    assert_eq!(
+        c.listeners[0].limits.requests.path_parameters,
+        PathParameters::Reject
+    );
+    assert!(!c.routes[0].case_sensitive);
+
+    let text = MINIMAL.replace(
+        "key = \"server.key\"\n",
+        "key = \"server.key\"\nheaders_with_underscores = \"reject\"\npath_parameters = \"allow\"\n",
+    );
+    let text = text.replace(
+        "upstream = \"orders\"\n",
+        "upstream = \"orders\"\ncase_sensitive = true\n",
+    );
+    let c = parse(&text).unwrap();
+    let r = c.listeners[0].limits.requests;
+    assert_eq!(r.headers_with_underscores, UnderscoreHeaders::Reject);
+    assert_eq!(r.path_parameters, PathParameters::Allow);
+    assert!(c.routes[0].case_sensitive);
+
+    let text = MINIMAL.replace(
+        "key = \"server.key\"\n",
+        "key = \"server.key\"\nheaders_with_underscores = \"keep\"\npath_parameters = \"strip\"\n",
+    );
+    let p = problems(&text);
+    let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "listener[0].headers_with_underscores",
+            "listener[0].path_parameters"
+        ],
+        "{p:?}"
+    );
+    assert!(
+        p[0].message.contains("\"drop\", \"reject\", \"allow\""),
+        "{p:?}"
+    );
+    assert_eq!(p[0].line, Some(line_of(&text, "headers_with_underscores")));
+}
+
+/// Prefixes that differ only in case overlap unless both routes match exact case.
+#[test]
+fn prefixes_differing_in_case_overlap_unless_both_are_case_sensitive() {
+    let two = |a: &str, b: &str| {
+        format!("{MINIMAL}\npath_prefix = \"/admin\"\n{a}\n[[route]]\nname = \"other\"\nupstream = \"orders\"\npath_prefix = \"/ADMIN\"\n{b}\n")
+    };
+    for (a, b) in [
+        ("", ""),
+        ("case_sensitive = true", ""),
+        ("", "case_sensitive = true"),
+    ] {
+        let p = problems(&two(a, b));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "route[1].path_prefix");
+        assert!(p[0].message.contains("differ only in case"), "{p:?}");
+    }
+    parse(&two("case_sensitive = true", "case_sensitive = true")).unwrap();
+    // Other methods on the same prefix stay allowed, whatever the case.
+    parse(&two("methods = [\"GET\"]", "methods = [\"POST\"]")).unwrap();
+}
+
+#[test]
 fn sizes_accept_numbers_and_units() {
     let text = MINIMAL.replace(
         "upstream = \"orders\"\n",

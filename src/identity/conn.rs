@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 
+use crate::config::RequestRules;
 use crate::identity::Identity;
 
 /// Names of the identity headers sent to backends. Any incoming header with one of these
@@ -29,6 +30,8 @@ pub struct ConnInfo {
     pub peer_ip: HeaderValue,
     /// Index of the listener in the config, and its address as a metric label.
     pub listener: Arc<str>,
+    /// The listener's `headers_with_underscores` and `path_parameters` (copied at accept).
+    pub requests: RequestRules,
     pub identity: Option<ForwardedIdentity>,
     pub activity: Activity,
     /// The presented chain and the truststore generation it was verified under.
@@ -142,6 +145,7 @@ impl ConnInfo {
             peer,
             peer_ip,
             listener,
+            requests: RequestRules::default(),
             identity,
             activity: Activity::default(),
             trust: ConnTrust::default(),

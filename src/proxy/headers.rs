@@ -4,10 +4,18 @@
 //! kept, for gRPC), every incoming identity header stripped (`x-forwarded-client-cert`,
 //! `x-client-*`) so a client can never forge one, `x-forwarded-for/-proto/-host` set, then
 //! the verified identity added. Responses: hop-by-hop headers removed.
+//!
+//! A header name with `_` is handled by the listener's `headers_with_underscores` (drop,
+//! reject → 400, or allow), in the same pass over the names. CGI, WSGI and PHP backends
+//! read `x_client_subject` as `x-client-subject` (both become `HTTP_X_CLIENT_SUBJECT`), so
+//! whatever the setting, a name that is one of the headers the gateway sets once `_` is
+//! read as `-` is removed too.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::config::UnderscoreHeaders;
 use crate::identity::{self as conn, ConnInfo};
+use crate::telemetry::metrics as m;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
 /// non-standard ones proxies commonly meet.
@@ -34,11 +42,29 @@ const X_CLIENT_PRINCIPAL: HeaderName = HeaderName::from_static(conn::X_CLIENT_PR
 const X_CLIENT_ACCESS_KEY_ID: HeaderName = HeaderName::from_static(conn::X_CLIENT_ACCESS_KEY_ID);
 const X_CLIENT_ATTRIBUTES: HeaderName = HeaderName::from_static(conn::X_CLIENT_ATTRIBUTES);
 
+/// Headers the gateway sets on every request, besides `x-client-*`: an alias of one with
+/// `_` for `-` is never forwarded.
+const SET_BY_GATEWAY: [&str; 4] = [
+    conn::XFCC,
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// A header name with `_` under `headers_with_underscores = "reject"`: 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnderscoreRejected;
+
 /// Rewrite request headers for the backend. `host` is the request's host as received
-/// (Host header or HTTP/2 `:authority`), if any.
-pub fn rewrite_request(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&HeaderValue>) {
+/// (Host header or HTTP/2 `:authority`), if any. Fails only for a header name with `_`
+/// on a listener that rejects them.
+pub fn rewrite_request(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+    host: Option<&HeaderValue>,
+) -> Result<(), UnderscoreRejected> {
     remove_hop_by_hop(headers, true);
-    strip_identity_headers(headers);
+    strip_client_headers(headers, conn)?;
 
     let xff = match headers.get(&X_FORWARDED_FOR) {
         Some(prior) => {
@@ -69,6 +95,7 @@ pub fn rewrite_request(headers: &mut HeaderMap, conn: &ConnInfo, host: Option<&H
         }
         headers.insert(X_CLIENT_FINGERPRINT, fid.fingerprint.clone());
     }
+    Ok(())
 }
 
 /// Add the identity a SigV4 signature proved (after [`rewrite_request`] stripped any forged one).
@@ -120,18 +147,61 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     }
 }
 
-fn strip_identity_headers(headers: &mut HeaderMap) {
-    headers.remove(XFCC);
+/// One pass over the names: forged identity headers, and names with `_` by the listener's
+/// `headers_with_underscores` (each request that has one is counted, by action).
+fn strip_client_headers(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+) -> Result<(), UnderscoreRejected> {
+    let policy = conn.requests.headers_with_underscores;
+    let mut underscores = false;
     // Collected first: a HeaderMap cannot be filtered in place. The Vec stays unallocated
     // unless the client sent such a header.
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with(conn::X_CLIENT_PREFIX))
-        .cloned()
-        .collect();
-    for name in forged {
+    let mut remove: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        let forged = if n.contains('_') {
+            underscores = true;
+            policy != UnderscoreHeaders::Allow || aliases_gateway_header(n)
+        } else {
+            n == conn::XFCC || n.starts_with(conn::X_CLIENT_PREFIX)
+        };
+        if forged {
+            remove.push(name.clone());
+        }
+    }
+    if underscores {
+        let action = match policy {
+            UnderscoreHeaders::Drop => "dropped",
+            UnderscoreHeaders::Reject => "rejected",
+            UnderscoreHeaders::Allow => "allowed",
+        };
+        metrics::counter!(m::HTTP_HEADERS_WITH_UNDERSCORES_TOTAL,
+            "listener" => conn.listener.clone(), "action" => action)
+        .increment(1);
+        if policy == UnderscoreHeaders::Reject {
+            return Err(UnderscoreRejected);
+        }
+    }
+    for name in remove {
         headers.remove(name);
     }
+    Ok(())
+}
+
+/// Whether `name` (lowercase, with `_`) reads as a header the gateway sets once each `_` is
+/// read as `-`, as CGI does.
+fn aliases_gateway_header(name: &str) -> bool {
+    let same = |a: &[u8], b: &[u8]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(&x, &y)| x == y || (x == b'_' && y == b'-'))
+    };
+    let prefix = conn::X_CLIENT_PREFIX.as_bytes();
+    let n = name.as_bytes();
+    (n.len() >= prefix.len() && same(&n[..prefix.len()], prefix))
+        || SET_BY_GATEWAY.iter().any(|g| same(n, g.as_bytes()))
 }
 
 #[cfg(test)]
@@ -159,7 +229,7 @@ mod tests {
         h.insert("X-Client-Role", HeaderValue::from_static("root"));
         h.insert("x-clientele", HeaderValue::from_static("kept"));
         h.insert("accept", HeaderValue::from_static("*/*"));
-        rewrite_request(&mut h, &conn(), Some(&HeaderValue::from_static("api.test")));
+        rewrite_request(&mut h, &conn(), Some(&HeaderValue::from_static("api.test"))).unwrap();
         for gone in [
             "connection",
             "x-secret",
@@ -179,12 +249,82 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "api.test");
     }
 
+    fn with_underscores() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("x_client_uri_san", "spiffe://forged"),
+            ("X_Forwarded_Client_Cert", "Hash=forged"),
+            ("x-client_subject", "CN=forged"),
+            ("x_forwarded_for", "203.0.113.1"),
+            ("x_request_id", "kept-if-allowed"),
+            ("accept", "*/*"),
+        ] {
+            h.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        h
+    }
+
+    fn conn_with(policy: UnderscoreHeaders) -> ConnInfo {
+        let mut c = conn();
+        c.requests.headers_with_underscores = policy;
+        c
+    }
+
+    #[test]
+    fn underscore_names_dropped_rejected_or_allowed_but_never_identity_aliases() {
+        let mut h = with_underscores();
+        rewrite_request(&mut h, &conn_with(UnderscoreHeaders::Drop), None).unwrap();
+        assert!(h.keys().all(|n| !n.as_str().contains('_')), "{h:?}");
+        assert_eq!(h["accept"], "*/*");
+
+        let mut h = with_underscores();
+        assert_eq!(
+            rewrite_request(&mut h, &conn_with(UnderscoreHeaders::Reject), None),
+            Err(UnderscoreRejected)
+        );
+
+        let mut h = with_underscores();
+        rewrite_request(&mut h, &conn_with(UnderscoreHeaders::Allow), None).unwrap();
+        let kept: Vec<&str> = h
+            .keys()
+            .map(|n| n.as_str())
+            .filter(|n| n.contains('_'))
+            .collect();
+        assert_eq!(kept, ["x_request_id"], "{h:?}");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+    }
+
+    #[test]
+    fn aliases_are_read_as_cgi_reads_them() {
+        for n in [
+            "x_forwarded_client_cert",
+            "x-forwarded_client-cert",
+            "x_client_",
+            "x_client_anything",
+            "x_forwarded_host",
+            "x_forwarded_proto",
+        ] {
+            assert!(aliases_gateway_header(n), "{n}");
+        }
+        for n in [
+            "x_clientele",
+            "x_forwarded_client_certs",
+            "x_forwarded",
+            "x__client_a",
+        ] {
+            assert!(!aliases_gateway_header(n), "{n}");
+        }
+    }
+
     #[test]
     fn appends_to_x_forwarded_for_and_drops_te_other_than_trailers() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
         h.insert("te", HeaderValue::from_static("gzip"));
-        rewrite_request(&mut h, &conn(), None);
+        rewrite_request(&mut h, &conn(), None).unwrap();
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.0.0.7");
         assert!(!h.contains_key("te"));
         assert!(!h.contains_key("x-forwarded-host"));

@@ -6,8 +6,15 @@
 //! (`%2F`), dot (`%2E`), backslash (`%5C`) or NUL (`%00`) is refused outright, as are a raw
 //! backslash or NUL and broken escapes: backends disagree on what they mean, and the gateway
 //! cannot authorize a path whose meaning depends on the backend.
+//!
+//! For the same reason, under the listener's default `path_parameters = "reject"`, a `;`
+//! (raw or `%3B`: Tomcat and Spring cut `/admin;x` and `/..;/admin` at it) and an encoded
+//! `%` (`%25`: `/%2561dmin` is `/admin` to a framework that decodes twice) are refused.
+//! With `"allow"` both pass through unchanged.
 
 use std::fmt;
+
+use crate::config::PathParameters;
 
 /// Why a path was refused (all map to 400 `bad_request`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +24,25 @@ pub enum PathError {
     Nul,
     Backslash,
     BadEscape,
+    /// `;` or `%3B` under `path_parameters = "reject"`.
+    Parameter,
+    /// `%25` under `path_parameters = "reject"`.
+    EncodedPercent,
+}
+
+impl PathError {
+    /// The fixed reason logged for the refusal.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PathError::Parameter => "path_parameter",
+            PathError::EncodedPercent => "encoded_percent",
+            PathError::NotAbsolute
+            | PathError::EncodedSeparator
+            | PathError::Nul
+            | PathError::Backslash
+            | PathError::BadEscape => "bad_request",
+        }
+    }
 }
 
 impl fmt::Display for PathError {
@@ -29,17 +55,25 @@ impl fmt::Display for PathError {
             PathError::Nul => "the request path contains a NUL byte",
             PathError::Backslash => "the request path contains a backslash",
             PathError::BadEscape => "the request path contains a malformed percent-escape",
+            PathError::Parameter => "the request path contains a ';' (path parameter)",
+            PathError::EncodedPercent => "the request path contains an encoded '%' (%25)",
         })
     }
 }
 
+/// Normalise a raw (still percent-encoded) request path under the default rules
+/// (`path_parameters = "reject"`).
+pub fn normalize(raw: &str) -> Result<String, PathError> {
+    normalize_with(raw, PathParameters::Reject)
+}
+
 /// Normalise a raw (still percent-encoded) request path. The result always starts with `/`
 /// and keeps a trailing slash when the input had one.
-pub fn normalize(raw: &str) -> Result<String, PathError> {
+pub fn normalize_with(raw: &str, params: PathParameters) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    let decoded = canonical_escapes(raw)?;
+    let decoded = canonical_escapes(raw, params == PathParameters::Reject)?;
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for seg in decoded.split('/').skip(1) {
@@ -65,8 +99,9 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// Validate escapes, decode the unreserved ones, upper-case the rest.
-fn canonical_escapes(raw: &str) -> Result<String, PathError> {
+/// Validate escapes, decode the unreserved ones, upper-case the rest; with `strict`, refuse
+/// `;`, `%3B` and `%25`.
+fn canonical_escapes(raw: &str, strict: bool) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
     let mut i = 0;
@@ -74,6 +109,7 @@ fn canonical_escapes(raw: &str) -> Result<String, PathError> {
         match bytes[i] {
             0 => return Err(PathError::Nul),
             b'\\' => return Err(PathError::Backslash),
+            b';' if strict => return Err(PathError::Parameter),
             b'%' => {
                 let (hi, lo) = match (bytes.get(i + 1), bytes.get(i + 2)) {
                     (Some(&h), Some(&l)) => (hex_val(h), hex_val(l)),
@@ -86,6 +122,8 @@ fn canonical_escapes(raw: &str) -> Result<String, PathError> {
                 match byte {
                     0 => return Err(PathError::Nul),
                     b'/' | b'.' | b'\\' => return Err(PathError::EncodedSeparator),
+                    b';' if strict => return Err(PathError::Parameter),
+                    b'%' if strict => return Err(PathError::EncodedPercent),
                     b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' => {
                         out.push(b as char)
                     }
@@ -103,7 +141,9 @@ fn canonical_escapes(raw: &str) -> Result<String, PathError> {
         // Copy the run up to the next byte that needs a look; it is valid UTF-8 because
         // it starts and ends at ASCII boundaries of a `str`.
         let start = i;
-        while i < bytes.len() && !matches!(bytes[i], 0 | b'\\' | b'%') {
+        while i < bytes.len()
+            && !(matches!(bytes[i], 0 | b'\\' | b'%') || (strict && bytes[i] == b';'))
+        {
             i += 1;
         }
         out.push_str(&raw[start..i]);
@@ -166,5 +206,32 @@ mod tests {
         assert_eq!(normalize("/a%zz"), Err(PathError::BadEscape));
         assert_eq!(normalize("/a%4"), Err(PathError::BadEscape));
         assert_eq!(normalize("*"), Err(PathError::NotAbsolute));
+    }
+
+    #[test]
+    fn refuses_parameters_and_encoded_percent_unless_allowed() {
+        for raw in [
+            "/admin;x",
+            "/x/..;/admin",
+            "/.;/admin",
+            "/a;",
+            "/admin%3bx",
+            "/a%3B",
+        ] {
+            assert_eq!(normalize(raw), Err(PathError::Parameter), "{raw}");
+        }
+        for raw in ["/%2561dmin", "/admin%252f", "/a%25"] {
+            assert_eq!(normalize(raw), Err(PathError::EncodedPercent), "{raw}");
+        }
+        let allow = |raw| normalize_with(raw, PathParameters::Allow);
+        assert_eq!(allow("/admin;x").unwrap(), "/admin;x");
+        assert_eq!(allow("/x/..;/admin").unwrap(), "/x/..;/admin");
+        assert_eq!(allow("/a/;/../b;c").unwrap(), "/a/b;c");
+        assert_eq!(allow("/%2561dmin").unwrap(), "/%2561dmin");
+        assert_eq!(allow("/a%3bb%25").unwrap(), "/a%3Bb%25");
+        // Still refused with "allow": encoded separators.
+        assert_eq!(allow("/a%2fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(PathError::Parameter.reason(), "path_parameter");
+        assert_eq!(PathError::EncodedPercent.reason(), "encoded_percent");
     }
 }

@@ -1,10 +1,12 @@
 //! The request lifecycle, top to bottom. Each phase is a function in its own module that
 //! either passes the request on or ends it with a [`GatewayError`]:
 //!
-//! 1. **check** — framing and path: both `content-length` and `transfer-encoding` still
-//!    present → 400 (hyper's HTTP/1 parser already frames such a request by
+//! 1. **check** — framing, host and path: both `content-length` and `transfer-encoding`
+//!    still present → 400 (hyper's HTTP/1 parser already frames such a request by
 //!    transfer-encoding alone, drops content-length and closes the connection after it, per
-//!    RFC 9112 §6.3; this catches any other way in); the path is normalised ([`path`]), a
+//!    RFC 9112 §6.3; this catches any other way in); the host is checked ([`host`]: missing
+//!    on HTTP/1.1, repeated, malformed, or an HTTP/2 `:authority` that differs from `Host`
+//!    → 400); the path is normalised ([`path`], by the listener's `path_parameters`), a
 //!    path that cannot be → 400.
 //! 2. **route** ([`crate::route`]) — host + normalised path + method → 404 / 405.
 //! 3. **authenticate** ([`crate::auth`]) — every method the route lists (for `auth_any`,
@@ -13,9 +15,10 @@
 //!    for a SigV4 alternative is the body buffered first (up to `max_payload_buffer`, else
 //!    413): the signature covers its hash. All other routes stream.
 //! 4. **authorize** ([`crate::policy`]) — the route's allow-list → 403.
-//! 5. **forward** ([`headers`], [`crate::upstream`]) — identity headers set, body streamed
-//!    with the route's size limit (413); a pooled connection → 502 / 504, or a builtin
-//!    ([`crate::builtin`]) answers in process.
+//! 5. **forward** ([`headers`], [`crate::upstream`]) — forged identity headers removed and
+//!    header names with `_` handled by the listener's `headers_with_underscores` (`reject`
+//!    → 400), identity headers set, body streamed with the route's size limit (413); a
+//!    pooled connection → 502 / 504, or a builtin ([`crate::builtin`]) answers in process.
 //! 6. **respond** — hop-by-hop headers removed, body streamed back.
 //! 7. **log** — metrics at response head; the access-log line when the body ends.
 //!
@@ -31,7 +34,7 @@ use http::{header, Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use super::{headers, path, recheck};
+use super::{headers, host, path, recheck};
 use crate::access_log::{AccessRecord, LoggedBody};
 use crate::auth;
 use crate::body::{self, ProxyBody};
@@ -109,15 +112,19 @@ async fn process(
             "a request must not carry both content-length and transfer-encoding",
         ));
     }
-    let path = path::normalize(parts.uri.path())
-        .map_err(|e| GatewayError::new(ErrorKind::BadRequest, e.to_string()))?;
+    let host_value =
+        host::request_host(parts.version, &parts.uri, &parts.headers).map_err(|e| {
+            rec.reason = "bad_host";
+            GatewayError::new(ErrorKind::BadRequest, e.message())
+        })?;
+    let path =
+        path::normalize_with(parts.uri.path(), conn.requests.path_parameters).map_err(|e| {
+            rec.reason = e.reason();
+            GatewayError::new(ErrorKind::BadRequest, e.to_string())
+        })?;
     rec.path.clone_from(&path);
 
     // 2. route
-    let host_value = match parts.uri.authority() {
-        Some(a) => http::HeaderValue::from_str(a.as_str()).ok(),
-        None => parts.headers.get(header::HOST).cloned(),
-    };
     let host = host_value
         .as_ref()
         .and_then(|h| h.to_str().ok())
@@ -234,7 +241,13 @@ async fn process(
     }
     .map_err(|_| GatewayError::new(ErrorKind::BadRequest, "invalid request target"))?;
     parts.uri = Uri::from(pq);
-    headers::rewrite_request(&mut parts.headers, conn, host_value.as_ref());
+    headers::rewrite_request(&mut parts.headers, conn, host_value.as_ref()).map_err(|_| {
+        rec.reason = "underscore_header";
+        GatewayError::new(
+            ErrorKind::BadRequest,
+            "a header name contains '_' (headers_with_underscores = \"reject\")",
+        )
+    })?;
     snapshot.jwt.strip_forwarded(&mut parts.headers);
     if let Some(token) = &proved.token {
         for (name, value) in &token.forward {

@@ -6,6 +6,10 @@
 pub const HTTP_REQUESTS_TOTAL: &str = "portcullis_http_requests_total";
 /// Time from request head to response head, by `route`.
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "portcullis_http_request_duration_seconds";
+/// Requests with a header name containing `_`, by `listener` and `action` (`dropped` |
+/// `rejected` | `allowed`: the listener's `headers_with_underscores`).
+pub const HTTP_HEADERS_WITH_UNDERSCORES_TOTAL: &str =
+    "portcullis_http_headers_with_underscores_total";
 /// TLS handshakes by `listener`, `result` (`accepted` | `rejected` | `failed`) and `reason`.
 pub const TLS_HANDSHAKES_TOTAL: &str = "portcullis_tls_handshakes_total";
 /// Client-certificate verifications by `result` and `reason` (the verifier's own view).

@@ -20,6 +20,28 @@ pub use client::{Opts, Tls};
 #[allow(unused_imports)]
 pub use pki::{LeafSpec, TestPki, TrustLayout};
 
+/// curl and openssl are outside clients the tests drive for real; `scripts/test.sh` installs
+/// them, and this installs one too when the tests are run some other way on a Debian machine.
+pub fn ensure_tool(tool: &str, package: &str) {
+    if std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return;
+    }
+    let _ = std::process::Command::new("apt-get")
+        .args(["install", "-y", "-q", package])
+        .status();
+    assert!(
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "{tool} is needed by this test and could not be installed (apt-get install {package})"
+    );
+}
+
 /// Install the one crypto provider the gateway and the tests use (idempotent).
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
