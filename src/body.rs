@@ -1,11 +1,17 @@
 //! Body types shared by the pipeline: one boxed body type in both directions, so bodies
-//! stream end to end without buffering.
+//! stream end to end without buffering; and [`ClientBody`], the client's request body
+//! watched for failure, so that a malformed body is blamed on the client.
 
 use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, SizeHint};
 
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -32,4 +38,56 @@ pub fn is_length_limit(err: &(dyn StdError + 'static)) -> bool {
         cur = e.source();
     }
     false
+}
+
+/// Whether the client's request body failed: malformed chunked framing (`+5`, `0x5`, a size
+/// over 64 bits, a bare LF), a reset stream, a connection cut mid-body. The pipeline keeps
+/// one and the upstream pool finds a clone in the request's extensions, so the failure is
+/// the client's (400) even where the body's error does not travel with what the upstream
+/// side reports: an HTTP/2 upstream only sees its stream reset.
+#[derive(Debug, Clone, Default)]
+pub struct ClientBodyWatch(Arc<AtomicBool>);
+
+impl ClientBodyWatch {
+    pub fn failed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The client's request body as the pipeline forwards it: frames pass through unchanged,
+/// and an error marks the [`ClientBodyWatch`] (if any: a request without a body has none).
+#[derive(Debug)]
+pub struct ClientBody<B> {
+    inner: B,
+    watch: Option<ClientBodyWatch>,
+}
+
+impl<B> ClientBody<B> {
+    pub fn new(inner: B, watch: Option<ClientBodyWatch>) -> Self {
+        ClientBody { inner, watch }
+    }
+}
+
+impl<B: Body + Unpin> Body for ClientBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Err(_))), Some(w)) = (&polled, &self.watch) {
+            w.0.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

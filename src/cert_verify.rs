@@ -22,6 +22,7 @@ use x509_cert::Certificate;
 use crate::config::{self, defaults, ClientAuth, Policy, Revocation, TruststoreConfig};
 use crate::identity::format_name;
 use crate::identity::Identity;
+use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
 use crate::tls::{ClientVerifier, RejectReason, Truststore};
 
 /// What `cert verify` was asked.
@@ -190,10 +191,11 @@ fn settings(args: &Args) -> Result<TruststoreConfig, String> {
 fn read_chain(
     path: &Path,
 ) -> Result<(CertificateDer<'static>, Vec<CertificateDer<'static>>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let bytes =
+        read_bounded(path, MAX_FILE_SIZE).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+        .map_err(|e| format!("{}: bad PEM: {}", path.display(), pem_error(&e)))?;
     if certs.is_empty() {
         // A single DER certificate is fine too.
         if Certificate::from_der(&bytes).is_ok() {

@@ -83,6 +83,15 @@ impl GatewayError {
         )
     }
 
+    /// 400: the client's request body could not be read (malformed chunked framing, a
+    /// reset stream, a connection cut mid-body): the client's fault, never the upstream's.
+    pub fn bad_body() -> Self {
+        GatewayError::new(
+            ErrorKind::BadRequest,
+            "the request body is malformed or incomplete",
+        )
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         GatewayError {
             kind,

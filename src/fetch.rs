@@ -16,6 +16,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("bad URL: {0}")]
@@ -83,10 +85,10 @@ impl Fetcher {
             Some("https") => {
                 let ca = ca.ok_or_else(|| FetchError::Ca("required for https".into()))?;
                 let mut roots = rustls::RootCertStore::empty();
-                let certs =
-                    CertificateDer::pem_file_iter(ca).map_err(|e| FetchError::Ca(e.to_string()))?;
-                for c in certs {
-                    let c = c.map_err(|e| FetchError::Ca(e.to_string()))?;
+                let bytes =
+                    read_bounded(ca, MAX_FILE_SIZE).map_err(|e| FetchError::Ca(e.to_string()))?;
+                for c in CertificateDer::pem_slice_iter(&bytes) {
+                    let c = c.map_err(|e| FetchError::Ca(pem_error(&e)))?;
                     roots.add(c).map_err(|e| FetchError::Ca(e.to_string()))?;
                 }
                 let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

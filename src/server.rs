@@ -228,7 +228,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 pub fn validate(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     let truststore = match Truststore::load(&config.truststore.dir) {
-        Ok(t) => Some(Arc::new(t)),
+        Ok(t) => {
+            if let Err(e) = t.check_roots_valid(std::time::SystemTime::now()) {
+                problems.push(format!("truststore.dir: {e}"));
+            }
+            Some(Arc::new(t))
+        }
         Err(e) => {
             problems.push(format!("truststore.dir: {e}"));
             None

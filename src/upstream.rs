@@ -30,7 +30,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::body::ProxyBody;
+use crate::body::{ClientBodyWatch, ProxyBody};
 use crate::builtin::Builtin;
 use crate::config::{KeyPermissions, UpstreamConfig, UpstreamProtocol, UpstreamTarget};
 use crate::telemetry::metrics as m;
@@ -54,6 +54,10 @@ pub enum UpstreamError {
     Protocol(#[source] hyper::Error),
     #[error("bad request for the upstream: {0}")]
     Request(String),
+    /// The client's request body failed while it was streamed on (see
+    /// [`ClientBodyWatch`]): not counted against the upstream.
+    #[error("the client's request body failed: {0}")]
+    ClientBody(#[source] hyper::Error),
 }
 
 /// Errors building an upstream from its config (TLS material).
@@ -205,6 +209,12 @@ impl Pool {
 
     async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, UpstreamError> {
         let ep = self.pick();
+        let client_body = req.extensions().get::<ClientBodyWatch>().cloned();
+        // A failure of the client's body is the client's: no protocol error counted.
+        let fail = |err: hyper::Error| match &client_body {
+            Some(w) if w.failed() => UpstreamError::ClientBody(err),
+            _ => self.classify(err),
+        };
         let (conn, reused) = self.checkout(ep).await?;
         let req = self.prepare(req, ep)?;
         // A pooled connection may have been closed by the backend just as we reuse it. Keep
@@ -238,7 +248,7 @@ impl Pool {
                     (true, None, None) => None,
                 };
                 let Some(again) = retry else {
-                    return Err(self.classify(err));
+                    return Err(fail(err));
                 };
                 self.counters.retries.increment(1);
                 tracing::debug!(endpoint = %ep.addr, error = %err, "pooled connection was dead; retrying once");
@@ -248,7 +258,7 @@ impl Pool {
                         self.checkin(ep, conn);
                         Ok(resp)
                     }
-                    Err((err, _)) => Err(self.classify(err)),
+                    Err((err, _)) => Err(fail(err)),
                 }
             }
         }

@@ -11,26 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::client::{self, Conn};
 use common::pki::Ca;
-use common::{Opts, Spec, TestPki, Tls, TrustLayout};
+use common::{quiet, reload, Opts, Spec, TestPki, Tls, TrustLayout};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use time::OffsetDateTime;
 use tokio_rustls::TlsConnector;
-
-/// Echo route, no watcher and a poller too slow to matter: only POST /reload reloads.
-fn quiet() -> Spec<'static> {
-    Spec {
-        body: format!(
-            "{}\n[reload]\nwatch = false\npoll_interval = \"1h\"\n",
-            common::echo_route()
-        ),
-        ..Spec::default()
-    }
-}
-
-async fn reload(gw: &common::TestGateway) -> (u16, serde_json::Value) {
-    common::admin_post(gw.admin.unwrap(), "/reload").await
-}
 
 /// Write `text` to `path` the way deployment tools do: a temporary file, then a rename.
 fn replace(path: &Path, text: &str) {

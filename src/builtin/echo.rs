@@ -9,7 +9,7 @@ use http::{header, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 
 use crate::body::{self, ProxyBody};
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 
 pub async fn respond(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, GatewayError> {
     let (parts, body) = req.into_parts();
@@ -18,7 +18,7 @@ pub async fn respond(req: Request<ProxyBody>) -> Result<Response<ProxyBody>, Gat
             GatewayError::body_too_large()
         } else {
             tracing::debug!(error = %e, "echo: could not read the request body");
-            GatewayError::new(ErrorKind::BadRequest, "the request cannot be forwarded")
+            GatewayError::bad_body()
         }
     })?;
     let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use http::uri::PathAndQuery;
 use http::{header, Request, Response, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 
 use super::{headers, host, path, recheck};
 use crate::access_log::{AccessRecord, LoggedBody};
@@ -44,6 +44,9 @@ use crate::identity::ConnInfo;
 use crate::route::{routing_host, RouteMatch};
 use crate::state::{Shared, Snapshot};
 use crate::upstream::{Target, UpstreamError};
+
+/// The log and metric reason of a request whose body failed to arrive whole.
+const BAD_BODY_REASON: &str = "bad_request_body";
 
 /// The hyper service body: handle one request on one connection.
 pub async fn handle(
@@ -102,6 +105,10 @@ async fn process(
     rec: &mut AccessRecord,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let (mut parts, incoming) = req.into_parts();
+    // A body that fails to arrive whole is the client's fault (400 `bad_request_body`),
+    // whatever the upstream side then reports. Watched only when there is a body.
+    let watch = (!incoming.is_end_stream()).then(body::ClientBodyWatch::default);
+    let incoming = body::ClientBody::new(incoming, watch.clone());
 
     // 1. check
     if parts.headers.contains_key(header::CONTENT_LENGTH)
@@ -172,10 +179,8 @@ async fn process(
                     return Err(GatewayError::body_too_large());
                 }
                 Err(_) => {
-                    return Err(GatewayError::new(
-                        ErrorKind::BadRequest,
-                        "the request body could not be read",
-                    ))
+                    rec.reason = BAD_BODY_REASON;
+                    return Err(GatewayError::bad_body());
                 }
             }
         }
@@ -267,11 +272,21 @@ async fn process(
         (None, None) => body::empty(),
     };
     rec.upstream = Some(route.upstream.name.clone());
+    if let Some(w) = &watch {
+        parts.extensions.insert(w.clone());
+    }
     let req = Request::from_parts(parts, body);
-    let mut resp = match &route.upstream.target {
-        Target::Builtin(b) => b.serve(req, &builtin::Call { conn }).await?,
-        Target::Pool(pool) => pool.forward(req).await.map_err(upstream_error)?,
+    let served = match &route.upstream.target {
+        Target::Builtin(b) => b.serve(req, &builtin::Call { conn }).await,
+        Target::Pool(pool) => pool.forward(req).await.map_err(upstream_error),
     };
+    let mut resp = served.map_err(|e| match &watch {
+        Some(w) if w.failed() => {
+            rec.reason = BAD_BODY_REASON;
+            GatewayError::bad_body()
+        }
+        _ => e,
+    })?;
 
     // 6. respond
     headers::rewrite_response(resp.headers_mut());
@@ -290,6 +305,7 @@ fn upstream_error(e: UpstreamError) -> GatewayError {
             "the upstream service did not answer in time",
         ),
         UpstreamError::BodyTooLarge => GatewayError::body_too_large(),
+        UpstreamError::ClientBody(_) => GatewayError::bad_body(),
         UpstreamError::Request(_) => {
             GatewayError::new(ErrorKind::BadRequest, "the request cannot be forwarded")
         }

@@ -35,6 +35,7 @@ use tokio::task::AbortHandle;
 use crate::config::defaults as d;
 use crate::config::CrlFetchConfig;
 use crate::fetch::{Backoff, Fetched, Fetcher, Limits, Validators};
+use crate::material::pem_error;
 use crate::shutdown::stopped;
 use crate::state::Shared;
 use crate::telemetry::metrics as m;
@@ -299,7 +300,7 @@ fn decode(body: &[u8]) -> Result<CertificateRevocationListDer<'static>, String> 
     let mut blocks = CertificateRevocationListDer::pem_slice_iter(body);
     match (blocks.next(), blocks.next()) {
         (Some(Ok(der)), None) => Ok(der),
-        (Some(Err(e)), _) => Err(format!("bad PEM: {e}")),
+        (Some(Err(e)), _) => Err(format!("bad PEM: {}", pem_error(&e))),
         (Some(Ok(_)), Some(_)) => Err("more than one CRL in the body".into()),
         (None, _) => Err("neither a DER CRL nor a PEM X509 CRL block".into()),
     }

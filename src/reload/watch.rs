@@ -7,9 +7,11 @@
 //! also refreshes the expiry gauges and repeats expiry warnings once an hour.
 
 use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
@@ -18,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::{hygiene, Reloader, Trigger};
 use crate::config::Config;
+use crate::material::MAX_FILE_SIZE;
 use crate::shutdown::stopped;
 
 /// How often the poller repeats an expiry warning.
@@ -171,15 +174,45 @@ pub fn fingerprint(config: &Config) -> [u8; 32] {
     for f in &files {
         h.update(f.as_os_str().as_encoded_bytes());
         h.update([0]);
-        match std::fs::read(f) {
-            Ok(bytes) => {
-                h.update((bytes.len() as u64).to_be_bytes());
-                h.update(&bytes);
-            }
-            Err(e) => h.update(format!("unreadable: {}", e.kind()).as_bytes()),
-        }
+        hash_file(&mut h, f);
     }
     h.finalize().into()
+}
+
+/// Hash one file's length and contents, read in small pieces (never whole). A file over
+/// [`MAX_FILE_SIZE`], which the reload will refuse unread, is hashed by length and
+/// modification time only: the poller runs this every `poll_interval`.
+fn hash_file(h: &mut Sha256, f: &Path) {
+    let unreadable = |h: &mut Sha256, e: std::io::Error| {
+        h.update(format!("unreadable: {}", e.kind()).as_bytes());
+    };
+    let file = match File::open(f) {
+        Ok(file) => file,
+        Err(e) => return unreadable(h, e),
+    };
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(e) => return unreadable(h, e),
+    };
+    h.update(meta.len().to_be_bytes());
+    if meta.len() > MAX_FILE_SIZE {
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        h.update(modified.unwrap_or_default().as_nanos().to_be_bytes());
+        return;
+    }
+    let mut reader = file.take(MAX_FILE_SIZE + 1);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return unreadable(h, e),
+        }
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {

@@ -62,21 +62,23 @@ impl Fixed {
 }
 
 /// Load the truststore (with the CRLs fetched from `[[truststore.crl_fetch]]` URLs) and
-/// build every listener's TLS config for `generation`.
+/// build every listener's TLS config for `generation`. Refused: a truststore in which no
+/// root is valid now, and (from [`tls::server_config`]) a listener certificate that is
+/// outside its validity period or does not match its key.
 pub fn build_trust(
     config: &Config,
     generation: u64,
     fixed: &Fixed,
     fetched: &[FetchedCrl],
 ) -> Result<TrustState, StartError> {
-    let truststore = Arc::new(
-        Truststore::load_with(&config.truststore.dir, fetched).map_err(|source| {
-            StartError::Truststore {
-                dir: config.truststore.dir.display().to_string(),
-                source,
-            }
-        })?,
-    );
+    // A store that would refuse every client is broken input, like one that does not parse.
+    let truststore = Truststore::load_with(&config.truststore.dir, fetched)
+        .and_then(|t| t.check_roots_valid(SystemTime::now()).map(|()| t))
+        .map_err(|source| StartError::Truststore {
+            dir: config.truststore.dir.display().to_string(),
+            source,
+        })?;
+    let truststore = Arc::new(truststore);
     let recheck = Arc::new(ClientVerifier::new(
         truststore.clone(),
         &config.truststore,

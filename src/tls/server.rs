@@ -8,15 +8,20 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use der::Decode;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_cert::Certificate;
 
+use super::verifier::system_rfc3339;
 use crate::config::{ClientAuth, KeyPermissions, ListenerConfig, TlsVersion};
+use crate::material::{pem_error, read_bounded, ReadError, MAX_FILE_SIZE};
 
 /// Stateful resumption cache size per listener (rustls's default of 256 is far too small
 /// for a gateway with thousands of machine clients).
@@ -25,11 +30,11 @@ pub const SESSION_CACHE_SIZE: usize = 20_000;
 /// Why a server TLS config could not be built. Every variant names the file involved.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: {source}")]
     Read {
         file: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: ReadError,
     },
     #[error("{file}: {what}")]
     BadPem { file: PathBuf, what: String },
@@ -44,21 +49,29 @@ pub enum TlsError {
         key: PathBuf,
         what: String,
     },
+    /// Clients would refuse it: the leaf is expired or not yet valid.
+    #[error("{file}: the certificate {what}; clients would refuse it")]
+    CertValidity { file: PathBuf, what: String },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
 }
 
-/// Read a PEM certificate chain, leaf first.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = fs::read(path).map_err(|source| TlsError::Read {
+/// Read a PEM file of at most [`MAX_FILE_SIZE`] bytes.
+fn read_pem_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    read_bounded(path, MAX_FILE_SIZE).map_err(|source| TlsError::Read {
         file: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Read a PEM certificate chain, leaf first.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read_pem_file(path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::BadPem {
             file: path.to_path_buf(),
-            what: format!("bad PEM: {e}"),
+            what: format!("bad PEM: {}", pem_error(&e)),
         })?;
     if certs.is_empty() {
         return Err(TlsError::BadPem {
@@ -75,22 +88,22 @@ pub fn load_key(
     permissions: KeyPermissions,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
     check_key_mode(path, permissions)?;
-    let bytes = fs::read(path).map_err(|source| TlsError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read_pem_file(path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::BadPem {
         file: path.to_path_buf(),
-        what: format!("no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {e}"),
+        what: format!(
+            "no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {}",
+            pem_error(&e)
+        ),
     })
 }
 
 #[cfg(unix)]
 fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|source| TlsError::Read {
+    let meta = fs::metadata(path).map_err(|e| TlsError::Read {
         file: path.to_path_buf(),
-        source,
+        source: ReadError::Io(e),
     })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
@@ -137,17 +150,19 @@ pub fn server_config(
                 file: listener.key.clone(),
                 what: format!("unsupported private key: {e}"),
             })?;
-    let certified = CertifiedKey::new(certs, signing_key);
-    match certified.keys_match() {
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-        Err(e) => {
-            return Err(TlsError::KeyMismatch {
-                cert: listener.cert.clone(),
-                key: listener.key.clone(),
-                what: e.to_string(),
-            })
-        }
+    // `load_certs` never returns an empty chain; the leaf comes first.
+    if let Some(leaf) = certs.first() {
+        check_validity(&listener.cert, leaf, SystemTime::now())?;
     }
+    let certified = CertifiedKey::new(certs, signing_key);
+    // Compares the leaf's public key with the key's. aws-lc-rs keys always know their
+    // public key, so `Unknown` (the provider cannot tell) is refused too: a pair that
+    // cannot be checked is not served.
+    certified.keys_match().map_err(|e| TlsError::KeyMismatch {
+        cert: listener.cert.clone(),
+        key: listener.key.clone(),
+        what: e.to_string(),
+    })?;
 
     let versions: &[&rustls::SupportedProtocolVersion] = match listener.min_tls_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -165,6 +180,30 @@ pub fn server_config(
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     Ok(Arc::new(config))
+}
+
+/// Refuse a server certificate (the chain's leaf) that is expired or not yet valid at
+/// `now`. Only the leaf: a chain may carry an expired cross-signature for old clients.
+fn check_validity(file: &Path, leaf: &CertificateDer<'_>, now: SystemTime) -> Result<(), TlsError> {
+    let invalid = |what: String| TlsError::CertValidity {
+        file: file.to_path_buf(),
+        what,
+    };
+    let cert = Certificate::from_der(leaf.as_ref())
+        .map_err(|e| invalid(format!("is not valid X.509: {e}")))?;
+    let validity = cert.tbs_certificate().validity();
+    let (not_before, not_after) = (
+        validity.not_before.to_system_time(),
+        validity.not_after.to_system_time(),
+    );
+    if now > not_after {
+        return Err(invalid(format!("expired at {}", system_rfc3339(not_after))));
+    }
+    if now < not_before {
+        let from = system_rfc3339(not_before);
+        return Err(invalid(format!("is not valid before {from}")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

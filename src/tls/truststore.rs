@@ -36,6 +36,9 @@ use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 
 use crate::identity::format_name;
+use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
+
+use super::verifier::system_rfc3339;
 
 /// Why a truststore folder could not be loaded. Every variant names the file involved.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,9 @@ pub enum TruststoreError {
         "truststore file {file}: CRL signature does not verify with the key of its issuer {issuer}"
     )]
     CrlSignature { file: PathBuf, issuer: String },
+    /// Every root is outside its validity period: the store would refuse every client.
+    #[error("no root CA in roots/ is valid now, so every client would be refused: {roots}")]
+    NoValidRoot { roots: String },
 }
 
 /// What the `/truststore` admin endpoint shows about one CA certificate.
@@ -62,6 +68,7 @@ pub struct CaInfo {
     pub subject: String,
     /// Lowercase hex SHA-256 of the certificate DER.
     pub fingerprint: String,
+    pub not_before: SystemTime,
     pub not_after: SystemTime,
     /// True for `roots/`, false for `intermediates/`.
     pub root: bool,
@@ -296,6 +303,34 @@ impl Truststore {
         &self.crl_info
     }
 
+    /// Refuse a store that would refuse every client: no root is within its validity
+    /// period at `now` (the verifier checks the root's validity, webpki does not). One
+    /// valid root is enough; a root that merely expires soon is `expiry_warning`'s business.
+    pub fn check_roots_valid(&self, now: SystemTime) -> Result<(), TruststoreError> {
+        let roots = || self.cas.iter().filter(|c| c.root);
+        if roots().any(|c| c.not_before <= now && now <= c.not_after) {
+            return Ok(());
+        }
+        let why: Vec<String> = roots()
+            .map(|c| {
+                let file = c.file.file_name().unwrap_or_default().to_string_lossy();
+                if c.not_after < now {
+                    format!(
+                        "{file} ({}) expired at {}",
+                        c.subject,
+                        system_rfc3339(c.not_after)
+                    )
+                } else {
+                    let from = system_rfc3339(c.not_before);
+                    format!("{file} ({}) is not valid before {from}", c.subject)
+                }
+            })
+            .collect();
+        Err(TruststoreError::NoValidRoot {
+            roots: why.join("; "),
+        })
+    }
+
     /// Subjects of the roots, sent to clients as acceptable CA hints.
     pub fn root_subjects(&self) -> &[DistinguishedName] {
         &self.root_subjects
@@ -349,8 +384,9 @@ fn kind_of(path: &Path) -> Option<FileKind> {
     }
 }
 
+/// Read one file whole, refusing one over [`MAX_FILE_SIZE`] before reading it.
 fn read_file(path: &Path) -> Result<Vec<u8>, TruststoreError> {
-    fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))
+    read_bounded(path, MAX_FILE_SIZE).map_err(|e| bad(path, e))
 }
 
 fn load_ca_dir(dir: &Path) -> Result<Vec<(PathBuf, LoadedCa)>, TruststoreError> {
@@ -361,7 +397,7 @@ fn load_ca_dir(dir: &Path) -> Result<Vec<(PathBuf, LoadedCa)>, TruststoreError> 
             Some(FileKind::Der) => vec![CertificateDer::from(bytes)],
             _ => CertificateDer::pem_slice_iter(&bytes)
                 .collect::<Result<_, _>>()
-                .map_err(|e| bad(&file, format!("bad PEM: {e}")))?,
+                .map_err(|e| bad(&file, format!("bad PEM: {}", pem_error(&e))))?,
         };
         if ders.is_empty() {
             return Err(bad(&file, "no CERTIFICATE PEM block found"));
@@ -385,7 +421,7 @@ fn read_crls(file: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
         Some(FileKind::Der) => vec![CertificateRevocationListDer::from(bytes)],
         _ => CertificateRevocationListDer::pem_slice_iter(&bytes)
             .collect::<Result<_, _>>()
-            .map_err(|e| bad(file, format!("bad PEM: {e}")))?,
+            .map_err(|e| bad(file, format!("bad PEM: {}", pem_error(&e))))?,
     };
     if ders.is_empty() {
         return Err(bad(file, "no X509 CRL PEM block found"));
@@ -441,15 +477,12 @@ fn check_crl(
 }
 
 fn ca_info(file: &Path, ca: &LoadedCa, root: bool) -> CaInfo {
+    let validity = ca.parsed.tbs_certificate().validity();
     CaInfo {
         subject: format_name(ca.parsed.tbs_certificate().subject()),
         fingerprint: hex::encode(Sha256::digest(ca.der.as_ref())),
-        not_after: ca
-            .parsed
-            .tbs_certificate()
-            .validity()
-            .not_after
-            .to_system_time(),
+        not_before: validity.not_before.to_system_time(),
+        not_after: validity.not_after.to_system_time(),
         root,
         file: file.to_path_buf(),
     }

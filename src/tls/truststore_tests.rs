@@ -116,3 +116,28 @@ fn junk_crl_is_an_error_naming_the_file() {
     let err = Truststore::load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("bad.crl") && err.contains("CRL"), "{err}");
 }
+
+#[test]
+fn a_store_is_refused_only_when_no_root_is_valid() {
+    let valid = root("Valid Root");
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), &[&valid], &[], &[]);
+    let store = Truststore::load(dir.path()).unwrap();
+    let at_secs = |s: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+    // test_pki roots are valid from NOW - 365 days to NOW + 3650 days.
+    assert!(store.check_roots_valid(at_secs(NOW_SECS)).is_ok());
+    let err = store
+        .check_roots_valid(at_secs(NOW_SECS + 4000 * 86_400))
+        .unwrap_err();
+    assert!(matches!(err, TruststoreError::NoValidRoot { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("ca0.pem") && text.contains("Valid Root") && text.contains("expired at"),
+        "{text}"
+    );
+    let early = store.check_roots_valid(at_secs(NOW_SECS - 400 * 86_400));
+    assert!(early
+        .unwrap_err()
+        .to_string()
+        .contains("is not valid before"));
+}

@@ -394,7 +394,7 @@ fn reject(e: webpki::Error, too_long: bool) -> Rejection {
 }
 
 /// `UnixTime` as RFC 3339 UTC.
-fn rfc3339(t: UnixTime) -> String {
+pub(super) fn rfc3339(t: UnixTime) -> String {
     let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
     match time::OffsetDateTime::from_unix_timestamp(secs) {
         Ok(dt) => dt
@@ -402,6 +402,12 @@ fn rfc3339(t: UnixTime) -> String {
             .unwrap_or_else(|_| secs.to_string()),
         Err(_) => secs.to_string(),
     }
+}
+
+/// `SystemTime` as RFC 3339 UTC (a time before 1970 shows as the epoch).
+pub(super) fn system_rfc3339(t: std::time::SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339(UnixTime::since_unix_epoch(since))
 }
 
 impl ClientCertVerifier for ClientVerifier {

@@ -77,6 +77,22 @@ impl Default for Spec<'_> {
     }
 }
 
+/// Echo route, no watcher and a poller too slow to matter: only POST /reload reloads.
+pub fn quiet() -> Spec<'static> {
+    Spec {
+        body: format!(
+            "{}\n[reload]\nwatch = false\npoll_interval = \"1h\"\n",
+            echo_route()
+        ),
+        ..Spec::default()
+    }
+}
+
+/// `POST /reload` on the admin listener: (status, JSON body).
+pub async fn reload(gw: &TestGateway) -> (u16, serde_json::Value) {
+    admin_post(gw.admin.unwrap(), "/reload").await
+}
+
 /// One route `/` to the built-in echo.
 pub fn echo_route() -> String {
     "[[upstream]]\nname = \"echo\"\nbuiltin = \"echo\"\n\n[[route]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"echo\"\n".into()

@@ -1,8 +1,9 @@
 //! A real backend on 127.0.0.1:0 (HTTP/1.1 and h2c) that records what it received.
 //!
 //! Paths: `/slow?ms=N` answers after N ms (default 5 s); `/status/NNN` answers NNN; `/body` echoes the request
-//! body; `/trailers` answers with a `grpc-status` trailer; anything else answers 200 with
-//! a JSON object of the request's method, path and headers.
+//! body; `/sink…` (any path that starts so) reads the whole request body first, then
+//! answers 200 with its length; `/trailers` answers with a `grpc-status` trailer; anything
+//! else answers 200 with a JSON object of the request's method, path and headers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -126,6 +127,13 @@ async fn handle(
     if path == "/body" {
         let body = req.into_body().boxed();
         return Ok(Response::new(body));
+    }
+    if path.starts_with("/sink") {
+        let answer = match req.into_body().collect().await {
+            Ok(body) => format!("{} bytes", body.to_bytes().len()),
+            Err(e) => format!("body failed: {e}"),
+        };
+        return Ok(Response::new(full(answer)));
     }
     if path == "/trailers" {
         let mut trailers = HeaderMap::new();

@@ -55,6 +55,17 @@ impl Default for LeafSpec {
     }
 }
 
+/// The gateway's server certificate: `localhost` and 127.0.0.1, serverAuth.
+pub fn server_spec() -> LeafSpec {
+    LeafSpec {
+        cn: "localhost".into(),
+        dns: vec!["localhost".into()],
+        ips: vec!["127.0.0.1".parse().unwrap()],
+        eku: vec![ExtendedKeyUsagePurpose::ServerAuth],
+        ..LeafSpec::default()
+    }
+}
+
 pub struct TestPki {
     pub root: Ca,
     pub inter: Ca,
@@ -116,6 +127,18 @@ fn ca_params(cn: &str, pathlen: Option<u8>) -> (CertificateParams, SerialNumber)
 impl Ca {
     pub fn root(cn: &str) -> Ca {
         let (p, serial) = ca_params(cn, None);
+        Ca::self_signed(p, serial)
+    }
+
+    /// A self-signed root valid from `not_before` to `not_after` (expired, not yet valid…).
+    pub fn root_valid(cn: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Ca {
+        let (mut p, serial) = ca_params(cn, None);
+        p.not_before = not_before;
+        p.not_after = not_after;
+        Ca::self_signed(p, serial)
+    }
+
+    fn self_signed(p: CertificateParams, serial: SerialNumber) -> Ca {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         Ca {
             issuer: CertifiedIssuer::self_signed(p, key).unwrap(),
@@ -212,18 +235,14 @@ impl TestPki {
 
     /// A PKI whose CAs are called "PREFIX root CA" and "PREFIX intermediate CA".
     pub fn named(prefix: &str) -> TestPki {
-        let root = Ca::root(&format!("{prefix} root CA"));
+        TestPki::under(Ca::root(&format!("{prefix} root CA")), prefix)
+    }
+
+    /// A PKI below a given root (one expiring soon, say): its intermediate is called
+    /// "PREFIX intermediate CA".
+    pub fn under(root: Ca, prefix: &str) -> TestPki {
         let inter = Ca::intermediate(&format!("{prefix} intermediate CA"), &root);
-        let server = inter.leaf(
-            &LeafSpec {
-                cn: "localhost".into(),
-                dns: vec!["localhost".into()],
-                ips: vec!["127.0.0.1".parse().unwrap()],
-                eku: vec![ExtendedKeyUsagePurpose::ServerAuth],
-                ..LeafSpec::default()
-            },
-            &inter.pem(),
-        );
+        let server = inter.leaf(&server_spec(), &inter.pem());
         TestPki {
             root,
             inter,

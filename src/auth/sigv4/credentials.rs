@@ -27,6 +27,7 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use serde::Deserialize;
 
+use crate::material::{read_text_bounded, MAX_FILE_SIZE};
 use crate::telemetry::metrics as m;
 
 /// How often the credentials file is checked for changes.
@@ -189,8 +190,8 @@ impl CredentialSource for FileCredentials {
 }
 
 fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text =
+        read_text_bounded(path, MAX_FILE_SIZE).map_err(|e| format!("{}: {e}", path.display()))?;
     warn_if_readable_by_others(path);
     let raw: RawFile =
         toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
