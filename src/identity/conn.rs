@@ -23,6 +23,21 @@ pub const X_CLIENT_PRINCIPAL: &str = "x-client-principal";
 pub const X_CLIENT_ACCESS_KEY_ID: &str = "x-client-access-key-id";
 pub const X_CLIENT_ATTRIBUTES: &str = "x-client-attributes";
 
+/// Whether the header name `alias` (lowercase) reads as `header` once each `_` is read as
+/// `-`, as CGI and WSGI servers do (`x_client_subject` → `HTTP_X_CLIENT_SUBJECT`). Compares
+/// the first `header.len()` bytes only when `prefix` is set.
+pub fn reads_as(alias: &str, header: &str, prefix: bool) -> bool {
+    let (a, h) = (alias.as_bytes(), header.as_bytes());
+    let a = match (prefix, a.len().cmp(&h.len())) {
+        (_, std::cmp::Ordering::Equal) => a,
+        (true, std::cmp::Ordering::Greater) => &a[..h.len()],
+        _ => return false,
+    };
+    a.iter()
+        .zip(h)
+        .all(|(&x, &y)| x == y || (x == b'_' && y == b'-'))
+}
+
 #[derive(Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
@@ -155,5 +170,23 @@ impl ConnInfo {
 
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref().map(|f| &f.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_as;
+
+    #[test]
+    fn underscore_aliases_read_as_the_dashed_name() {
+        assert!(reads_as("x_client_uri_san", "x-client-uri-san", false));
+        assert!(reads_as("x-client_subject", "x-client-subject", false));
+        assert!(reads_as("x_client_anything", "x-client-", true));
+        assert!(!reads_as("x_client", "x-client-", true));
+        assert!(!reads_as("x_clientx", "x-client-", false));
+        assert!(!reads_as("x_client_uri_sans", "x-client-uri-san", false));
+        assert!(!reads_as("y_client_uri_san", "x-client-uri-san", false));
+        // `-` is never read as `_`.
+        assert!(!reads_as("x-user", "x_user", false));
     }
 }

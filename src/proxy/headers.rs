@@ -192,16 +192,10 @@ fn strip_client_headers(
 /// Whether `name` (lowercase, with `_`) reads as a header the gateway sets once each `_` is
 /// read as `-`, as CGI does.
 fn aliases_gateway_header(name: &str) -> bool {
-    let same = |a: &[u8], b: &[u8]| {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(&x, &y)| x == y || (x == b'_' && y == b'-'))
-    };
-    let prefix = conn::X_CLIENT_PREFIX.as_bytes();
-    let n = name.as_bytes();
-    (n.len() >= prefix.len() && same(&n[..prefix.len()], prefix))
-        || SET_BY_GATEWAY.iter().any(|g| same(n, g.as_bytes()))
+    conn::reads_as(name, conn::X_CLIENT_PREFIX, true)
+        || SET_BY_GATEWAY
+            .iter()
+            .any(|g| conn::reads_as(name, g, false))
 }
 
 #[cfg(test)]

@@ -116,10 +116,29 @@ impl Providers {
         self.map.get(name)
     }
 
-    /// Remove every header a provider could set from claims, so a client cannot forge one.
+    /// Remove every header a provider could set from claims, so a client cannot forge one:
+    /// also a name that reads as one once `_` is read as `-` (only a listener with
+    /// `headers_with_underscores = "allow"` lets such a name through to here).
     pub fn strip_forwarded(&self, headers: &mut HeaderMap) {
+        if self.forward_headers.is_empty() {
+            return;
+        }
         for h in &self.forward_headers {
             headers.remove(h);
+        }
+        let aliases: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| {
+                n.as_str().contains('_')
+                    && self
+                        .forward_headers
+                        .iter()
+                        .any(|f| crate::identity::reads_as(n.as_str(), f.as_str(), false))
+            })
+            .cloned()
+            .collect();
+        for a in aliases {
+            headers.remove(a);
         }
     }
 }

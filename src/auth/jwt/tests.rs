@@ -242,3 +242,23 @@ fn verified_claims_scopes_and_forwarded_headers() {
         .unwrap();
     assert_eq!(v.scopes, vec!["a", "b"]);
 }
+
+#[test]
+fn claim_headers_and_their_underscore_aliases_are_stripped() {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    let providers = super::Providers {
+        map: Default::default(),
+        forward_headers: vec![HeaderName::from_static("x-user")],
+    };
+    let mut h = HeaderMap::new();
+    for name in ["x-user", "x_user", "X_USER", "x_user_id", "x-other"] {
+        h.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_static("forged"),
+        );
+    }
+    providers.strip_forwarded(&mut h);
+    let mut left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["x-other", "x_user_id"]);
+}
