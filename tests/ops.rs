@@ -65,8 +65,17 @@ async fn admin_endpoints_metrics_and_access_log() {
     gw.shutdown().await;
 }
 
+/// Over HTTP/1.1 and HTTP/2, with the request longer than the 1 s a client that leaves a
+/// shutdown unanswered is given: the drain waits for it, and counts the connection as
+/// drained.
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
+    for h2 in [false, true] {
+        drain_with_a_request_in_flight(h2).await;
+    }
+}
+
+async fn drain_with_a_request_in_flight(h2: bool) {
     let pki = TestPki::new();
     let origin = Origin::start().await;
     let mut gw = common::start(
@@ -78,10 +87,12 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     )
     .await;
     let alice = pki.client("alice");
-    let mut c = client::connect(gw.addr, &pki, Opts::with(&alice))
-        .await
-        .unwrap();
-    let in_flight = tokio::spawn(async move { c.get("/slow?ms=700").await });
+    let opts = Opts {
+        h2,
+        ..Opts::with(&alice)
+    };
+    let mut c = client::connect(gw.addr, &pki, opts).await.unwrap();
+    let in_flight = tokio::spawn(async move { c.get("/slow?ms=1500").await });
     // Let the request reach the backend before asking for shutdown.
     for _ in 0..100 {
         if origin.count() > 0 {
@@ -97,7 +108,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .await
         .unwrap()
         .expect("the in-flight request completes");
-    assert_eq!(reply.status, 200);
+    assert_eq!(reply.status, 200, "h2={h2}");
     assert_eq!(&reply.body[..], b"slow");
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
@@ -109,6 +120,15 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
             .is_err(),
         "no new connections after shutdown"
     );
+    // The admin listener has stopped too: read the process's recorder.
+    let text = portcullis::telemetry::prometheus().render();
+    let label = format!("listener=\"{addr}\"");
+    let drained = common::metric(
+        &text,
+        portcullis::telemetry::metrics::CONNECTIONS_CLOSED_TOTAL,
+        &[&label, "reason=\"drain\""],
+    );
+    assert_eq!(drained, 1.0, "h2={h2}\n{text}");
 }
 
 #[tokio::test]

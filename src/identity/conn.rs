@@ -2,7 +2,7 @@
 //! handshake and shared (behind an `Arc`) by every request on it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,36 @@ pub struct ConnInfo {
     pub trust: ConnTrust,
     /// The request metric handles of this connection's last route and status.
     pub metrics: crate::telemetry::request_metrics::RequestMetrics,
+    /// What the server's wire watcher saw in the client's bytes (HTTP/2 preface, resets).
+    pub wire: WireSignals,
+}
+
+/// Signals from the server's watcher of the client's plaintext to its connection loop: the
+/// HTTP/2 preface was decided (it arrived, or the bytes are not HTTP/2), or the client reset
+/// too many streams (the loop is also woken through [`ConnTrust::close`]).
+#[derive(Debug, Default)]
+pub struct WireSignals(AtomicU8);
+
+impl WireSignals {
+    const DECIDED: u8 = 1;
+    const RAPID_RESET: u8 = 2;
+
+    pub fn set_decided(&self) {
+        self.0.fetch_or(Self::DECIDED, Ordering::Relaxed);
+    }
+
+    /// Whether the client's first bytes were seen (no preface wait is pending).
+    pub fn decided(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & Self::DECIDED != 0
+    }
+
+    pub fn set_rapid_reset(&self) {
+        self.0.fetch_or(Self::RAPID_RESET, Ordering::Relaxed);
+    }
+
+    pub fn rapid_reset(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & Self::RAPID_RESET != 0
+    }
 }
 
 /// What an open connection needs to re-check its identity after a truststore reload
@@ -65,10 +95,11 @@ pub struct ConnTrust {
     pub generation: AtomicU64,
     /// Set once the identity failed a re-check: every later request is refused too.
     pub refused: std::sync::atomic::AtomicBool,
-    /// Woken when the connection must close (HTTP/2: GOAWAY).
+    /// Woken when the connection must close (HTTP/2: GOAWAY): its identity failed a
+    /// re-check, or [`WireSignals::rapid_reset`] was set.
     pub close: tokio::sync::Notify,
     /// 1 = revoked, 2 = untrusted (set with `refused`).
-    reason: std::sync::atomic::AtomicU8,
+    reason: AtomicU8,
 }
 
 impl ConnTrust {
@@ -116,7 +147,7 @@ impl Activity {
 }
 
 /// Milliseconds on a process-wide monotonic clock.
-fn clock_ms() -> u64 {
+pub fn clock_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
@@ -165,6 +196,7 @@ impl ConnInfo {
             activity: Activity::default(),
             trust: ConnTrust::default(),
             metrics: Default::default(),
+            wire: WireSignals::default(),
         }
     }
 

@@ -10,7 +10,7 @@ pub mod conn;
 
 pub use cert::{format_name, Identity, IdentityError};
 pub use conn::{
-    reads_as, Activity, ConnInfo, ConnTrust, ForwardedIdentity, XFCC, X_CLIENT_ACCESS_KEY_ID,
-    X_CLIENT_ATTRIBUTES, X_CLIENT_FINGERPRINT, X_CLIENT_PREFIX, X_CLIENT_PRINCIPAL,
-    X_CLIENT_SUBJECT, X_CLIENT_URI_SAN,
+    clock_ms, reads_as, Activity, ConnInfo, ConnTrust, ForwardedIdentity, WireSignals, XFCC,
+    X_CLIENT_ACCESS_KEY_ID, X_CLIENT_ATTRIBUTES, X_CLIENT_FINGERPRINT, X_CLIENT_PREFIX,
+    X_CLIENT_PRINCIPAL, X_CLIENT_SUBJECT, X_CLIENT_URI_SAN,
 };

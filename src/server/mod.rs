@@ -4,11 +4,16 @@
 //! Per connection: accept (bounded by `max_connections`) → TLS handshake within
 //! `handshake_timeout` (the client chain is verified by `tls::ClientVerifier`) → identity
 //! extracted once → HTTP/1.1 or HTTP/2 served by hyper, each request through
-//! [`pipeline::handle`]. A resumed TLS session skips the verifier inside rustls, so the
-//! restored chain is verified again here before the connection is used.
+//! [`crate::proxy::pipeline::handle`], until the connection ends ([`connection`]: idle,
+//! drain, revocation, and the hard closes of silent or abusive HTTP/2 clients watched by
+//! [`wire`]). A resumed TLS session skips the verifier inside rustls, so the restored chain
+//! is verified again here before the connection is used.
 //!
 //! Each connection takes the TLS acceptor and verifier of the truststore generation current
 //! when it is accepted ([`crate::state::TrustState`]); a reload swaps them for the next.
+
+mod connection;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,8 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::HandshakeKind;
 use rustls_pki_types::UnixTime;
@@ -31,13 +35,14 @@ use crate::access_log::AccessLogger;
 use crate::auth::sigv4::FileCredentials;
 use crate::config::{Config, ListenerLimits};
 use crate::identity::{ConnInfo, ForwardedIdentity};
-use crate::proxy::pipeline;
 use crate::reload::{self, crl_fetch::CrlStore, Reloader};
 use crate::shutdown::stopped;
 use crate::state::{build_snapshot, build_trust, Fixed, Shared};
 use crate::telemetry::{self, metrics as m};
 use crate::tls::{self, CachingVerifier, ClientVerifier, IdentifyError, Truststore};
 use crate::upstream::Upstream;
+
+use connection::{serve, CloseCounters};
 
 pub use crate::state::StartError;
 
@@ -68,6 +73,7 @@ struct ConnMetrics {
     connections: metrics::Counter,
     active: metrics::Gauge,
     accepted: metrics::Counter,
+    closed: CloseCounters,
 }
 
 impl ConnMetrics {
@@ -77,6 +83,7 @@ impl ConnMetrics {
             active: metrics::gauge!(m::LISTENER_CONNECTIONS_ACTIVE, "listener" => label.clone()),
             accepted: metrics::counter!(m::TLS_HANDSHAKES_TOTAL, "listener" => label.clone(),
                 "result" => "accepted", "reason" => "ok"),
+            closed: CloseCounters::new(label),
         }
     }
 }
@@ -427,63 +434,6 @@ fn accept(
         let conn_info = Arc::new(conn_info);
         conn_info.activity.touch();
         Some((tls, conn_info))
-    })
-}
-
-/// HTTP on an accepted connection until it closes: drained on shutdown, closed when its
-/// identity fails a re-check, or after `idle_timeout` without a request. The hyper
-/// connection is built here, outside the async block, so the block does not also hold the
-/// TLS stream it was built from.
-fn serve<'a>(
-    tls: tokio_rustls::server::TlsStream<TcpStream>,
-    conn_info: Arc<ConnInfo>,
-    ctx: &'a ListenerCtx,
-    mut shutdown: watch::Receiver<bool>,
-) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
-    let peer = conn_info.peer;
-    let svc = {
-        let shared = ctx.shared.clone();
-        let conn_info = conn_info.clone();
-        // Boxed: hyper's HTTP/1.1 dispatcher keeps a slot the size of the service future for
-        // the whole life of the connection, idle or not. A box costs one allocation per
-        // request and saves ~4 KiB per idle connection (BENCHMARKS.md, round 3).
-        service_fn(move |req| Box::pin(pipeline::handle(shared.clone(), conn_info.clone(), req)))
-    };
-    let http = ctx.http.for_alpn(tls.get_ref().1.alpn_protocol());
-    // In its own box: pinned inside the async block, it would take its size twice there
-    // (the captured value and the pinned local it moves into).
-    let mut conn = Box::pin(http.serve_connection(TokioIo::new(tls), svc));
-    let idle_timeout = ctx.limits.idle_timeout;
-    Box::pin(async move {
-        let mut closing = false;
-        loop {
-            let idle_left = idle_timeout.saturating_sub(conn_info.activity.idle_for());
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    break;
-                }
-                _ = stopped(&mut shutdown), if !closing => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                // The identity failed a re-check after a reload: HTTP/2 GOAWAY, HTTP/1.1
-                // close after the refusal is written.
-                _ = conn_info.trust.close.notified(), if !closing => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                _ = tokio::time::sleep(idle_left.max(Duration::from_millis(100))), if !closing => {
-                    if conn_info.activity.idle_for() >= idle_timeout {
-                        tracing::debug!(%peer, "closing idle connection");
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                }
-            }
-        }
     })
 }
 

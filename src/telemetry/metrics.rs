@@ -19,6 +19,10 @@ pub const TLS_CLIENT_CERT_VERIFICATIONS_TOTAL: &str =
 pub const LISTENER_CONNECTIONS_ACTIVE: &str = "portcullis_listener_connections_active";
 /// Downstream connections accepted, by `listener`.
 pub const LISTENER_CONNECTIONS_TOTAL: &str = "portcullis_listener_connections_total";
+/// Downstream connections that reached HTTP, counted when they end, by `listener` and
+/// `reason` (`closed`, `error`, `idle_timeout`, `revoked`, `drain`, `preface_timeout`,
+/// `shutdown_unanswered`, `rapid_reset`).
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "portcullis_connections_closed_total";
 /// Upstream requests that reused a pooled connection, by `upstream`.
 pub const UPSTREAM_POOL_HITS_TOTAL: &str = "portcullis_upstream_pool_hits_total";
 /// Upstream requests that needed a new connection, by `upstream`.

@@ -9,9 +9,14 @@
 //! idempotent and has no body. Failures: connect error 502 `upstream_unavailable`, no
 //! response head within `request_timeout` 504 `upstream_timeout`.
 //!
+//! A client that goes away mid-exchange (an HTTP/2 reset, a closed connection) does not cost
+//! the pooled HTTP/1.1 connection: the exchange finishes in the background ([`detach`]).
+//!
 //! An upstream is either such a pool ([`Target::Pool`]) or a built-in service answered in
 //! process ([`Target::Builtin`], see [`crate::builtin`]); the forward phase calls one or
 //! the other.
+
+mod detach;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -120,6 +125,18 @@ struct Idle {
     since: Instant,
 }
 
+/// Wait until `tx` can take another request (its response body was read), then pool it.
+async fn park(idle: Arc<ArrayQueue<Idle>>, mut tx: http1::SendRequest<ProxyBody>) {
+    // `ready` fails if the connection closed meanwhile; it is then dropped.
+    if tx.ready().await.is_ok() {
+        // A full pool drops the connection, which closes it.
+        let _ = idle.push(Idle {
+            tx,
+            since: Instant::now(),
+        });
+    }
+}
+
 enum Conn {
     H1(http1::SendRequest<ProxyBody>),
     H2(http2::SendRequest<ProxyBody>),
@@ -197,17 +214,29 @@ impl Pool {
         &self,
         req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
-        let resp = match tokio::time::timeout(self.request_timeout, self.send(req)).await {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let resp = match tokio::time::timeout_at(deadline, self.send(req, deadline)).await {
             Ok(r) => r,
             Err(_) => {
                 self.counters.err_timeout.increment(1);
                 Err(UpstreamError::Timeout(self.request_timeout))
             }
         }?;
-        Ok(resp.map(|b: Incoming| b.map_err(Into::into).boxed()))
+        Ok(match self.protocol {
+            UpstreamProtocol::Http1 => resp.map(|b: Incoming| {
+                detach::DrainOnDrop::new(b, self.request_timeout)
+                    .map_err(Into::into)
+                    .boxed()
+            }),
+            UpstreamProtocol::Http2 => resp.map(|b: Incoming| b.map_err(Into::into).boxed()),
+        })
     }
 
-    async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, UpstreamError> {
+    async fn send(
+        &self,
+        req: Request<ProxyBody>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let ep = self.pick();
         let client_body = req.extensions().get::<ClientBodyWatch>().cloned();
         // A failure of the client's body is the client's: no protocol error counted.
@@ -228,7 +257,7 @@ impl Pool {
                     req.headers().clone(),
                 )
             });
-        match conn.send(req).await {
+        match self.exchange(ep, conn, req, deadline).await {
             Ok((resp, conn)) => {
                 self.checkin(ep, conn);
                 Ok(resp)
@@ -253,7 +282,7 @@ impl Pool {
                 self.counters.retries.increment(1);
                 tracing::debug!(endpoint = %ep.addr, error = %err, "pooled connection was dead; retrying once");
                 let conn = Box::pin(self.connect(ep)).await?;
-                match conn.send(again).await {
+                match self.exchange(ep, conn, again, deadline).await {
                     Ok((resp, conn)) => {
                         self.checkin(ep, conn);
                         Ok(resp)
@@ -261,6 +290,32 @@ impl Pool {
                     Err((err, _)) => Err(fail(err)),
                 }
             }
+        }
+    }
+
+    /// Send on `conn`; on failure, the request comes back when it was never sent. An
+    /// HTTP/1.1 exchange dropped half-way finishes in the background ([`detach::InFlight`]).
+    async fn exchange(
+        &self,
+        ep: &Endpoint,
+        conn: Conn,
+        req: Request<ProxyBody>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Response<Incoming>, Conn), (hyper::Error, Option<Request<ProxyBody>>)> {
+        match conn {
+            Conn::H1(tx) => {
+                let idle = ep.idle.as_ref();
+                detach::InFlight::send(tx, req, idle, deadline, self.request_timeout)
+                    .await
+                    .map(|(resp, tx)| (resp, Conn::H1(tx)))
+            }
+            Conn::H2(mut tx) => match tx.try_send_request(req).await {
+                Ok(resp) => Ok((resp, Conn::H2(tx))),
+                Err(mut e) => {
+                    let unsent = e.take_message();
+                    Err((e.into_error(), unsent))
+                }
+            },
         }
     }
 
@@ -368,21 +423,10 @@ impl Pool {
 
     /// Give an HTTP/1.1 connection back to the pool once its response has been read.
     fn checkin(&self, ep: &Endpoint, conn: Conn) {
-        let (Conn::H1(mut tx), Some(idle)) = (conn, &ep.idle) else {
+        let (Conn::H1(tx), Some(idle)) = (conn, &ep.idle) else {
             return;
         };
-        let idle = Arc::clone(idle);
-        // `ready` resolves when the response body has been consumed and the connection can
-        // take another request, or fails if it closed meanwhile (then it is dropped).
-        tokio::spawn(async move {
-            if tx.ready().await.is_ok() {
-                // A full pool drops the connection, which closes it.
-                let _ = idle.push(Idle {
-                    tx,
-                    since: Instant::now(),
-                });
-            }
-        });
+        tokio::spawn(park(Arc::clone(idle), tx));
     }
 
     async fn connect(&self, ep: &Endpoint) -> Result<Conn, UpstreamError> {
@@ -449,31 +493,6 @@ impl Pool {
                 ep.h2.store(Some(Arc::new(tx.clone())));
                 Ok(Conn::H2(tx))
             }
-        }
-    }
-}
-
-impl Conn {
-    /// Send on this connection; on failure, the request comes back when it was never sent.
-    async fn send(
-        self,
-        req: Request<ProxyBody>,
-    ) -> Result<(Response<Incoming>, Conn), (hyper::Error, Option<Request<ProxyBody>>)> {
-        match self {
-            Conn::H1(mut tx) => match tx.try_send_request(req).await {
-                Ok(resp) => Ok((resp, Conn::H1(tx))),
-                Err(mut e) => {
-                    let unsent = e.take_message();
-                    Err((e.into_error(), unsent))
-                }
-            },
-            Conn::H2(mut tx) => match tx.try_send_request(req).await {
-                Ok(resp) => Ok((resp, Conn::H2(tx))),
-                Err(mut e) => {
-                    let unsent = e.take_message();
-                    Err((e.into_error(), unsent))
-                }
-            },
         }
     }
 }

@@ -240,6 +240,24 @@ pub fn assert_metric_at_least(text: &str, name: &str, labels: &[&str], min: f64)
     );
 }
 
+/// Wait (bounded, 5 s) until [`metric`] of `name` with `labels` on `gw` reaches `min`; the
+/// value. Counters that a connection's end raises may trail what the client saw.
+pub async fn wait_for_metric(gw: &TestGateway, name: &str, labels: &[&str], min: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = gw.metrics().await;
+        let got = metric(&text, name, labels);
+        if got >= min || Instant::now() > deadline {
+            assert!(
+                got >= min,
+                "{name}{labels:?} is {got}, expected at least {min}\n{text}"
+            );
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Send GETs on `conn` until one is refused with 403 (bounded); the time that took.
 pub async fn until_refused(
     conn: &mut client::Conn,

@@ -1,0 +1,340 @@
+//! The client's plaintext, watched on its way from TLS to hyper: whether the HTTP/2
+//! connection preface has arrived, and how many RST_STREAM frames the client sends.
+//!
+//! Runs on every read of a connection that may speak HTTP/2 (ALPN `h2`, or no ALPN); an
+//! ALPN `http/1.1` connection passes straight through. Nothing is buffered or copied: the
+//! watcher looks at the bytes hyper just read, keeps a few bytes of state (how much of the
+//! preface matched, where the next frame header starts, a reset count per second) and
+//! tells the connection loop through [`crate::identity::WireSignals`]:
+//! - the preface was *decided* — all 24 bytes arrived (HTTP/2 may start) or a byte differed
+//!   (not HTTP/2: hyper's HTTP/1 or its error handling takes over). Until then the loop
+//!   closes the connection at `header_read_timeout`;
+//! - the client reset more than [`RESET_LIMIT`] streams within [`RESET_WINDOW_SECS`]
+//!   seconds, whatever the streams' state (h2's own limit only counts streams reset before
+//!   they were accepted, so a reset paced after the response started escaped it). The loop
+//!   then sends GOAWAY and closes the connection.
+//!
+//! Frames are followed by their 9-byte headers (24-bit length, type, flags, stream id);
+//! payloads are skipped by length, never read.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::identity::{clock_ms, ConnInfo};
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// More client RST_STREAM frames than this within [`RESET_WINDOW_SECS`] closes the connection.
+pub const RESET_LIMIT: u32 = 100;
+/// The window of [`RESET_LIMIT`], counted in whole seconds: resets are counted per second of
+/// a process clock and the last `RESET_WINDOW_SECS + 1` seconds are summed, so every run of
+/// more than 100 resets within any 10 s is caught (and one spread over up to 11 s may be).
+pub const RESET_WINDOW_SECS: usize = 10;
+
+const FRAME_HEADER_LEN: u8 = 9;
+const RST_STREAM: u8 = 0x3;
+const SLOTS: usize = RESET_WINDOW_SECS + 1;
+
+/// A connection's stream as hyper sees it, with the watcher in its read path.
+pub struct Watched<IO> {
+    io: IO,
+    conn: Arc<ConnInfo>,
+    scan: Scan,
+}
+
+impl<IO> Watched<IO> {
+    /// Watch `io` for the HTTP/2 preface and resets when `may_be_h2`; otherwise pass
+    /// through (and tell the loop there is no preface to wait for).
+    pub fn new(io: IO, conn: Arc<ConnInfo>, may_be_h2: bool) -> Watched<IO> {
+        let scan = if may_be_h2 {
+            Scan::new()
+        } else {
+            conn.wire.set_decided();
+            Scan::off()
+        };
+        Watched { io, conn, scan }
+    }
+}
+
+/// What a chunk of client bytes told the watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Nothing,
+    /// The preface arrived, or the bytes are not HTTP/2.
+    Decided,
+    /// The reset limit was crossed.
+    RapidReset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Not watching (HTTP/1.1, or after the limit was crossed).
+    Off,
+    /// This many preface bytes matched so far.
+    Preface(u8),
+    /// Following frame headers.
+    Frames,
+}
+
+/// The watcher's state: a few bytes, inline in the connection.
+#[derive(Debug)]
+struct Scan {
+    mode: Mode,
+    /// Bytes of the current frame header seen (0 to 8), and the first four of them.
+    head_len: u8,
+    head: [u8; 4],
+    /// Payload bytes of the current frame still to skip.
+    skip: u32,
+    resets: ResetWindow,
+}
+
+impl Scan {
+    fn new() -> Scan {
+        Scan {
+            mode: Mode::Preface(0),
+            head_len: 0,
+            head: [0; 4],
+            skip: 0,
+            resets: ResetWindow::default(),
+        }
+    }
+
+    fn off() -> Scan {
+        Scan {
+            mode: Mode::Off,
+            ..Scan::new()
+        }
+    }
+
+    /// Follow `data`, the next bytes the client sent; `now_s` is read only for a reset.
+    fn feed(&mut self, mut data: &[u8], now_s: impl Fn() -> u32) -> Seen {
+        let mut seen = Seen::Nothing;
+        if let Mode::Preface(matched) = self.mode {
+            let want = &PREFACE[matched as usize..];
+            let n = want.len().min(data.len());
+            if data[..n] != want[..n] {
+                self.mode = Mode::Off;
+                return Seen::Decided;
+            }
+            if n < want.len() {
+                self.mode = Mode::Preface(matched + n as u8);
+                return Seen::Nothing;
+            }
+            self.mode = Mode::Frames;
+            seen = Seen::Decided;
+            data = &data[n..];
+        }
+        if self.mode != Mode::Frames {
+            return seen;
+        }
+        while !data.is_empty() {
+            if self.skip > 0 {
+                let n = (self.skip as usize).min(data.len());
+                self.skip -= n as u32;
+                data = &data[n..];
+                continue;
+            }
+            let n = ((FRAME_HEADER_LEN - self.head_len) as usize).min(data.len());
+            for (i, b) in data[..n].iter().enumerate() {
+                if let Some(slot) = self.head.get_mut(self.head_len as usize + i) {
+                    *slot = *b;
+                }
+            }
+            self.head_len += n as u8;
+            data = &data[n..];
+            if self.head_len < FRAME_HEADER_LEN {
+                break;
+            }
+            self.head_len = 0;
+            self.skip = u32::from_be_bytes([0, self.head[0], self.head[1], self.head[2]]);
+            if self.head[3] == RST_STREAM && self.resets.record(now_s()) {
+                self.mode = Mode::Off;
+                return Seen::RapidReset;
+            }
+        }
+        seen
+    }
+}
+
+/// Client resets per second over the last [`SLOTS`] seconds.
+#[derive(Debug, Default)]
+struct ResetWindow {
+    /// The newest second counted, on the process clock.
+    second: u32,
+    slots: [u8; SLOTS],
+}
+
+impl ResetWindow {
+    /// Count a reset at second `now`; `true` once more than [`RESET_LIMIT`] are in the window.
+    fn record(&mut self, now: u32) -> bool {
+        let gap = now.saturating_sub(self.second) as usize;
+        if gap >= SLOTS {
+            self.slots = [0; SLOTS];
+        } else {
+            for i in 1..=gap {
+                self.slots[(self.second as usize + i) % SLOTS] = 0;
+            }
+        }
+        self.second = self.second.max(now);
+        let slot = &mut self.slots[now as usize % SLOTS];
+        *slot = slot.saturating_add(1);
+        self.slots.iter().map(|&n| u32::from(n)).sum::<u32>() > RESET_LIMIT
+    }
+}
+
+fn now_s() -> u32 {
+    u32::try_from(clock_ms() / 1000).unwrap_or(u32::MAX)
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if this.scan.mode == Mode::Off {
+            return polled;
+        }
+        match this.scan.feed(&buf.filled()[before..], now_s) {
+            Seen::Nothing => {}
+            Seen::Decided => this.conn.wire.set_decided(),
+            Seen::RapidReset => {
+                this.conn.wire.set_rapid_reset();
+                this.conn.trust.close.notify_one();
+            }
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.push(kind);
+        f.push(0);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Feed `bytes` in chunks of `chunk` bytes; what was seen, in order (without `Nothing`).
+    fn feed_in(scan: &mut Scan, bytes: &[u8], chunk: usize, now: u32) -> Vec<Seen> {
+        bytes
+            .chunks(chunk)
+            .map(|c| scan.feed(c, || now))
+            .filter(|s| *s != Seen::Nothing)
+            .collect()
+    }
+
+    #[test]
+    fn preface_decided_whole_or_split() {
+        for chunk in [1, 5, 24, 100] {
+            let mut s = Scan::new();
+            let mut bytes = PREFACE.to_vec();
+            bytes.extend(frame(0x4, 0, &[0; 6]));
+            assert_eq!(feed_in(&mut s, &bytes, chunk, 0), vec![Seen::Decided]);
+            assert_eq!(s.mode, Mode::Frames);
+        }
+    }
+
+    #[test]
+    fn http1_bytes_are_decided_and_then_ignored() {
+        let mut s = Scan::new();
+        assert_eq!(s.feed(b"PRI * HTTP/1.1\r\n", || 0), Seen::Decided);
+        assert_eq!(s.mode, Mode::Off);
+        let mut s = Scan::new();
+        assert_eq!(s.feed(b"GET / HTTP/1.1\r\n", || 0), Seen::Decided);
+        assert_eq!(s.feed(b"\x00\x00\x04\x03", || 0), Seen::Nothing);
+    }
+
+    #[test]
+    fn resets_over_the_limit_are_seen_across_any_split() {
+        for chunk in [1, 4, 9, 13, 4096] {
+            let mut bytes = PREFACE.to_vec();
+            let mut s = Scan::new();
+            for i in 0..=RESET_LIMIT {
+                // Frames around the resets: headers with a payload, data, settings.
+                bytes.extend(frame(0x1, 2 * i + 1, &[0x82; 17]));
+                bytes.extend(frame(0x0, 2 * i + 1, &[7; 300]));
+                bytes.extend(frame(RST_STREAM, 2 * i + 1, &8u32.to_be_bytes()));
+            }
+            let seen = feed_in(&mut s, &bytes, chunk, 7);
+            assert_eq!(seen, vec![Seen::Decided, Seen::RapidReset], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn resets_at_the_limit_are_allowed() {
+        let mut bytes = PREFACE.to_vec();
+        for i in 0..RESET_LIMIT {
+            bytes.extend(frame(RST_STREAM, 2 * i + 1, &8u32.to_be_bytes()));
+        }
+        let mut s = Scan::new();
+        assert_eq!(feed_in(&mut s, &bytes, 64, 3), vec![Seen::Decided]);
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let mut w = ResetWindow::default();
+        // 9 per second for a minute: at most 99 in the 11-second window.
+        for second in 1000..1060 {
+            for _ in 0..9 {
+                assert!(!w.record(second), "9/s never trips (second {second})");
+            }
+        }
+        // 101 in one second trips at once.
+        let mut w = ResetWindow::default();
+        assert!(!(0..RESET_LIMIT).any(|_| w.record(50)));
+        assert!(w.record(50));
+        // 60 now and 41 eleven seconds later: the first 60 have left the window.
+        let mut w = ResetWindow::default();
+        assert!(!(0..60).any(|_| w.record(100)));
+        assert!(!(0..41).any(|_| w.record(111)));
+        // But 60 now and 41 ten seconds later are 101 within 10 s.
+        let mut w = ResetWindow::default();
+        assert!(!(0..60).any(|_| w.record(200)));
+        assert!(!(0..40).any(|_| w.record(210)));
+        assert!(w.record(210));
+    }
+}
