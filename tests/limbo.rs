@@ -83,7 +83,7 @@ const UNSUPPORTED_FEATURES: &[(&str, &str)] = &[
     ),
     (
         "pedantic-webpki-subscriber-key",
-        "CA/B Forum subscriber key rules are not enforced on client leaves",
+        "CA/B Forum subscriber key rules are not enforced on client leaves, except that RSA keys under 2048 bits are refused (`weak_key`)",
     ),
     (
         "pedantic-webpki-eku",

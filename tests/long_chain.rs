@@ -30,7 +30,8 @@ fn sub_ca(i: usize, parent: &Ca) -> Ca {
     }
 }
 
-/// The verifier counts its refusals by reason (the handshake metric only sees the alert).
+/// The verifier counts its refusals by reason (the handshake counter carries the same reason,
+/// see tests/handshake_reasons.rs).
 async fn refused_as_chain_too_long(gw: &common::TestGateway) -> bool {
     for _ in 0..100 {
         let metrics = gw.metrics().await;

@@ -478,33 +478,13 @@ fn count_handshake(listener: &str, result: &'static str, reason: &'static str) {
     .increment(1);
 }
 
-/// `(result, reason)` labels for a failed handshake.
+/// `(result, reason)` labels for a failed handshake: [`tls::handshake_failure`] for a
+/// rustls error, `io` for anything else (the client went away).
 fn handshake_failure(e: &std::io::Error) -> (&'static str, &'static str) {
-    use rustls::{CertificateError as C, Error as E};
-    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<E>()) else {
-        return ("failed", "io");
-    };
-    let reason = match err {
-        E::NoCertificatesPresented => "no_certificate",
-        E::InvalidCertificate(c) => match c {
-            C::Expired | C::ExpiredContext { .. } => "expired",
-            C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
-            C::Revoked => "revoked",
-            C::UnknownIssuer => "unknown_issuer",
-            C::BadSignature => "bad_signature",
-            C::InvalidPurpose | C::InvalidPurposeContext { .. } => "bad_eku",
-            C::UnknownRevocationStatus => "unknown_revocation_status",
-            C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => "expired_crl",
-            C::BadEncoding => "bad_encoding",
-            C::Other(o) => match o.0.downcast_ref::<tls::Rejection>() {
-                Some(r) => r.reason.label(),
-                None => "invalid_certificate",
-            },
-            _ => "invalid_certificate",
-        },
-        _ => return ("failed", "protocol"),
-    };
-    ("rejected", reason)
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(err) => tls::handshake_failure(err),
+        None => ("failed", "io"),
+    }
 }
 
 /// Run `f` when the returned guard is dropped.

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod peer_name;
 pub mod profile;
+pub mod reason;
 pub mod server;
 pub mod truststore;
 pub mod verifier;
@@ -19,12 +20,14 @@ pub mod verifier;
 pub(crate) mod test_pki;
 
 pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
+pub use reason::handshake_failure;
 pub use server::{load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE};
 pub use truststore::{
     CaInfo, CrlInfo, CrlRefusal, CrlSource, FetchedCrl, Truststore, TruststoreError,
 };
 pub use verifier::{
     ClientVerifier, RejectReason, Rejection, VerifiedChain, MAX_PRESENTED_INTERMEDIATES,
+    MIN_RSA_KEY_BITS,
 };
 
 /// The crypto provider used throughout: aws-lc-rs with its default suites and groups.

@@ -285,6 +285,15 @@ fn valid_dns_san(name: &str) -> bool {
         })
 }
 
+/// Bits of an RSA subject key, from a SubjectPublicKeyInfo (`None` for any other key type).
+pub fn rsa_key_bits(spki_der: &[u8]) -> Option<usize> {
+    let spki = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(spki_der).ok()?;
+    if spki.algorithm.oid != RSA_ENCRYPTION {
+        return None;
+    }
+    rsa_modulus_bits(spki.subject_public_key.as_bytes()?)
+}
+
 /// Bit length of an RSAPublicKey's modulus.
 fn rsa_modulus_bits(key: &[u8]) -> Option<usize> {
     #[derive(der::Sequence)]
@@ -350,6 +359,16 @@ mod tests {
         assert!(e.contains("unknown critical extension"), "{e}");
         let e = check_cert(&ca(false, -1), Role::Root, now).unwrap_err();
         assert!(e.contains("expired"), "{e}");
+    }
+
+    #[test]
+    fn rsa_key_bits_of_an_spki() {
+        use rcgen::PublicKeyData;
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        assert_eq!(rsa_key_bits(&rsa.subject_public_key_info()), Some(2048));
+        let ec = rcgen::KeyPair::generate().unwrap();
+        assert_eq!(rsa_key_bits(&ec.subject_public_key_info()), None);
+        assert_eq!(rsa_key_bits(b"not DER"), None);
     }
 
     #[test]

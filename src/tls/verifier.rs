@@ -34,6 +34,11 @@ use crate::telemetry::metrics::TLS_CLIENT_CERT_VERIFICATIONS_TOTAL;
 /// and `max_chain_depth` is usually lower; the slack allows cross-signed alternatives.
 pub const MAX_PRESENTED_INTERMEDIATES: usize = 16;
 
+/// The shortest RSA key a client certificate may have (NIST SP 800-131A, CA/B Forum).
+/// aws-lc-rs verifies no signature by a shorter key, so without this check such a client
+/// failed later, in its CertificateVerify, as `bad_signature`.
+pub const MIN_RSA_KEY_BITS: usize = 2048;
+
 /// Why a client chain was refused; [`RejectReason::label`] is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -45,6 +50,8 @@ pub enum RejectReason {
     ExpiredCrl,
     BadEku,
     BadSignature,
+    /// The client certificate's RSA key is shorter than [`MIN_RSA_KEY_BITS`].
+    WeakKey,
     CaAsLeaf,
     ChainTooLong,
     NameConstraints,
@@ -66,6 +73,7 @@ impl RejectReason {
             RejectReason::ExpiredCrl => "expired_crl",
             RejectReason::BadEku => "bad_eku",
             RejectReason::BadSignature => "bad_signature",
+            RejectReason::WeakKey => "weak_key",
             RejectReason::CaAsLeaf => "ca_as_leaf",
             RejectReason::ChainTooLong => "chain_too_long",
             RejectReason::NameConstraints => "name_constraints",
@@ -82,7 +90,9 @@ impl RejectReason {
 pub struct Rejection {
     pub reason: RejectReason,
     pub detail: String,
-    /// What the client is told (mapped to a TLS alert by rustls).
+    /// What the client is told (mapped to a TLS alert by rustls) when this error names the
+    /// reason; otherwise the rejection itself travels in the handshake error
+    /// ([`Rejection::to_tls_error`]).
     pub tls_error: CertificateError,
 }
 
@@ -228,6 +238,18 @@ impl ClientVerifier {
                     too_long.get() && matches!(e, webpki::Error::MaximumPathDepthExceeded);
                 reject(e, too_long)
             })?;
+
+        if let Some(bits) = super::profile::rsa_key_bits(cert.subject_public_key_info().as_ref())
+            .filter(|&bits| bits < MIN_RSA_KEY_BITS)
+        {
+            return Err(Rejection {
+                reason: RejectReason::WeakKey,
+                detail: format!(
+                    "the certificate's RSA key has {bits} bits; at least {MIN_RSA_KEY_BITS} are required"
+                ),
+                tls_error: CertificateError::BadSignature,
+            });
+        }
 
         if self.revocation != Revocation::Off
             && crls.is_empty()
@@ -431,7 +453,7 @@ impl ClientCertVerifier for ClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.verify_chain(end_entity, intermediates, now)
             .map(|_| ClientCertVerified::assertion())
-            .map_err(|r| rustls::Error::InvalidCertificate(r.tls_error))
+            .map_err(|r| r.to_tls_error())
     }
 
     fn verify_tls12_signature(
