@@ -103,6 +103,10 @@ impl Drop for InFlight<'_> {
         let (Some((pending, tx)), Some(idle)) = (self.exchange.take(), self.idle) else {
             return;
         };
+        // Dropped by its own timeout: the connection is not worth waiting for any longer.
+        if self.deadline <= Instant::now() {
+            return;
+        }
         // Outside a runtime (it is shutting down) there is nothing to finish it on.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
