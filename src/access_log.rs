@@ -58,6 +58,11 @@ impl AccessLogger {
         self.tx.is_some()
     }
 
+    /// Write a line that is not a request's (the issuer's audit lines), same rules.
+    pub fn write_line(&self, line: String) {
+        self.log(line);
+    }
+
     fn log(&self, line: String) {
         if let Some(tx) = &self.tx {
             if let Err(TrySendError::Full(_)) = tx.try_send(line) {

@@ -108,6 +108,9 @@ pub fn check(path: &Path) -> ExitCode {
     for p in &problems {
         eprintln!("{}: {p}", config.source.display());
     }
+    for w in crate::issuer::oauth2::check::warnings(&config) {
+        eprintln!("{}: warning: {w}", config.source.display());
+    }
     if problems.is_empty() {
         println!(
             "{}: OK ({} listener(s), {} upstream(s), {} route(s))",
@@ -196,4 +199,81 @@ fn report<E: std::fmt::Display>(r: Result<(), E>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `portcullis oauth client add FILE CLIENT_ID --scope S... [--uri-san GLOB]`: the new secret
+/// alone on stdout (shown once), everything else on stderr.
+pub fn oauth_client_add(
+    file: &Path,
+    client_id: &str,
+    scopes: &[String],
+    uri_san: Option<&str>,
+) -> ExitCode {
+    use crate::issuer::oauth2::registry_edit;
+    print_secret(
+        registry_edit::add_client(file, client_id, scopes, uri_san),
+        &format!("added client {client_id} to {}", file.display()),
+    )
+}
+
+/// `portcullis oauth client rotate-secret FILE CLIENT_ID`: same output rules as `add`.
+pub fn oauth_client_rotate(file: &Path, client_id: &str) -> ExitCode {
+    use crate::issuer::oauth2::registry_edit;
+    print_secret(
+        registry_edit::rotate_secret(file, client_id),
+        &format!("new secret for {client_id} in {}; the old one stops working when the gateway reloads the file (within 1 s)", file.display()),
+    )
+}
+
+fn print_secret(r: Result<String, String>, done: &str) -> ExitCode {
+    match r {
+        Ok(secret) => {
+            eprintln!("{done}");
+            eprintln!("the client secret follows on stdout; it is shown only this once (only its hash is stored):");
+            println!("{secret}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `portcullis oauth client hash`: an operator-chosen secret on stdin (one line) → an
+/// argon2id PHC string on stdout, for `secret_hash`.
+pub fn oauth_client_hash() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: reading stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let secret = line.strip_suffix('\n').unwrap_or(&line);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        eprintln!("error: give the secret on stdin, e.g. `read -rs S; printf '%s\\n' \"$S\" | portcullis oauth client hash`");
+        return ExitCode::FAILURE;
+    }
+    match crate::issuer::oauth2::registry_edit::argon2_hash(secret) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `portcullis oauth keys rotate DIR`: add a new EC P-256 signing key (it signs from the
+/// next reload, within 1 s); old keys stay published until removed by hand.
+pub fn oauth_keys_rotate(dir: &Path) -> ExitCode {
+    report(crate::issuer::keys::generate(dir).map(|path| {
+        eprintln!(
+            "added signing key {}; it signs new tokens from now on",
+            path.display()
+        );
+        eprintln!("keep the older keys until the last token they signed has expired");
+    }))
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod identity;
+pub mod issuer;
 pub mod material;
 pub mod pki;
 pub mod policy;

@@ -57,6 +57,45 @@ enum Command {
     /// Manage a small file-based development PKI.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Manage the OAuth2 token service's clients and signing keys.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Subcommand)]
+enum OauthCommand {
+    /// Client registry (`clients_file`) entries.
+    #[command(subcommand)]
+    Client(OauthClientCommand),
+    /// Signing keys folder.
+    #[command(subcommand)]
+    Keys(OauthKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum OauthClientCommand {
+    /// Add a client with a new secret (printed once on stdout; only its hash is written).
+    /// Creates FILE if missing.
+    Add {
+        file: PathBuf,
+        client_id: String,
+        /// Scopes the client may ask for (repeatable, or several after one --scope).
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Require this client certificate (RFC 8705 tls_client_auth): a URI SAN glob.
+        #[arg(long)]
+        uri_san: Option<String>,
+    },
+    /// Give a client a new secret (printed once on stdout).
+    RotateSecret { file: PathBuf, client_id: String },
+    /// Read an operator-chosen secret on stdin; print its argon2id PHC string.
+    Hash,
+}
+
+#[derive(Subcommand)]
+enum OauthKeysCommand {
+    /// Add a new EC P-256 signing key to DIR (created with mode 0700 if missing).
+    Rotate { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -149,5 +188,20 @@ fn main() -> ExitCode {
             PkiCommand::Revoke { dir, name } => cli::pki_revoke(&dir, &name),
             PkiCommand::Crl { dir } => cli::pki_crl(&dir),
         },
+        Command::Oauth(OauthCommand::Client(c)) => match c {
+            OauthClientCommand::Add {
+                file,
+                client_id,
+                scopes,
+                uri_san,
+            } => cli::oauth_client_add(&file, &client_id, &scopes, uri_san.as_deref()),
+            OauthClientCommand::RotateSecret { file, client_id } => {
+                cli::oauth_client_rotate(&file, &client_id)
+            }
+            OauthClientCommand::Hash => cli::oauth_client_hash(),
+        },
+        Command::Oauth(OauthCommand::Keys(OauthKeysCommand::Rotate { dir })) => {
+            cli::oauth_keys_rotate(&dir)
+        }
     }
 }

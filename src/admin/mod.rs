@@ -1,7 +1,9 @@
 //! The admin listener (plain HTTP, loopback by default): `/metrics` (Prometheus text),
 //! `/healthz` (the process is up), `/readyz` (listeners are accepting; 503 while draining),
-//! `POST /reload` and `GET /truststore` ([`reload`]).
+//! `POST /reload` and `GET /truststore` ([`reload`]), `POST /issuer/oauth2/revoke`
+//! ([`issuer`]).
 
+mod issuer;
 mod reload;
 
 use std::convert::Infallible;
@@ -49,6 +51,10 @@ pub async fn serve(
                     let resp = match (req.method(), req.uri().path()) {
                         (&Method::POST, "/reload") => {
                             let (status, body) = reload::reload(&reloader).await;
+                            json(status, &body)
+                        }
+                        (&Method::POST, "/issuer/oauth2/revoke") => {
+                            let (status, body) = issuer::revoke(&reloader, req.into_body()).await;
                             json(status, &body)
                         }
                         (&Method::GET, "/truststore") => {

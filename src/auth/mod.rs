@@ -89,6 +89,8 @@ pub async fn authenticate(
     for method in methods {
         match method {
             AuthMethod::Mtls => mtls::authenticate(req.conn)?,
+            // The route's issuer builtin authenticates its callers itself.
+            AuthMethod::Builtin => {}
             AuthMethod::Jwt(name) => {
                 let Some(p) = req.providers.get(name) else {
                     return Err(AuthError {
@@ -153,7 +155,7 @@ pub enum Carried {
 /// The request-borne credential a method checks (`None`: it looks at the connection).
 fn carried_by(method: &AuthMethod) -> Option<Carried> {
     match method {
-        AuthMethod::Mtls => None,
+        AuthMethod::Mtls | AuthMethod::Builtin => None,
         AuthMethod::Jwt(_) => Some(Carried::Bearer),
         AuthMethod::Sigv4 => Some(Carried::Sigv4),
     }

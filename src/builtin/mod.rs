@@ -8,9 +8,12 @@
 //!
 //! Adding one: a file here with an `async fn` that takes the request (and whatever of
 //! [`Call`] it needs), a variant of [`Builtin`] and of `config::Builtin`, and one arm in
-//! each `match` below. The issuer's builtins (`oauth2`, `rolesanywhere`) come next.
+//! each `match` below. `oauth2` is the HTTP face of `[issuer.oauth2]`.
 
 pub mod echo;
+pub mod oauth2;
+
+use std::sync::Arc;
 
 use http::{Request, Response};
 
@@ -18,34 +21,40 @@ use crate::body::ProxyBody;
 use crate::config;
 use crate::error::GatewayError;
 use crate::identity::ConnInfo;
+use crate::issuer::oauth2::Issuer;
 
 /// One built-in service, ready to serve.
 #[derive(Debug)]
 pub enum Builtin {
     /// A JSON description of the request it received (the quick start, tests).
     Echo,
+    /// The endpoints of `[issuer.oauth2]`.
+    Oauth2,
 }
 
 /// What a builtin may read besides the request: the connection it arrived on (its peer
-/// address and verified client certificate).
+/// address and verified client certificate), and the issuers that serve through builtins.
 pub struct Call<'a> {
     pub conn: &'a ConnInfo,
+    pub issuer: Option<&'a Arc<Issuer>>,
 }
 
 impl Builtin {
     pub fn from_config(b: config::Builtin) -> Builtin {
         match b {
             config::Builtin::Echo => Builtin::Echo,
+            config::Builtin::Oauth2 => Builtin::Oauth2,
         }
     }
 
     pub async fn serve(
         &self,
         req: Request<ProxyBody>,
-        _call: &Call<'_>,
+        call: &Call<'_>,
     ) -> Result<Response<ProxyBody>, GatewayError> {
         match self {
             Builtin::Echo => echo::respond(req).await,
+            Builtin::Oauth2 => oauth2::respond(req, call).await,
         }
     }
 }

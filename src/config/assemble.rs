@@ -71,7 +71,12 @@ impl Builder {
         if raw.route.is_empty() {
             self.err(vec![], "at least one [[route]] is required");
         }
-        let jwt = self.jwt_providers(raw.auth.as_ref());
+        let oauth2 = self.issuer(raw.issuer.as_ref());
+        self.check_issuer_builtins(&upstreams, oauth2.as_ref());
+        let jwt = self.jwt_providers(
+            raw.auth.as_ref(),
+            oauth2.as_ref().map(|o| o.issuer.as_str()),
+        );
         let routes: Vec<RouteConfig> = raw
             .route
             .iter()
@@ -114,6 +119,7 @@ impl Builder {
             identity_cache,
             jwt,
             sigv4,
+            oauth2,
         }
     }
 }

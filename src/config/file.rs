@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub reload: Option<RawReload>,
     pub identity_cache: Option<RawIdentityCache>,
     pub auth: Option<RawAuth>,
+    pub issuer: Option<super::issuer::RawIssuer>,
 }
 
 /// `[auth.*]`: authentication providers that routes refer to by name.
@@ -150,6 +151,9 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "auth" => of::<RawAuth>(),
         t if t.starts_with("auth.jwt.") => of::<super::jwt::RawJwt>(),
         "auth.sigv4" => of::<super::sigv4::RawSigv4>(),
+        "issuer" => of::<super::issuer::RawIssuer>(),
+        "issuer.oauth2" => of::<super::issuer::RawOauth2>(),
+        "issuer.oauth2.rate_limit" => of::<super::issuer::RawRateLimit>(),
         _ => &[],
     }
 }

@@ -31,6 +31,8 @@ pub struct RawJwt {
     pub require_certificate_binding: Option<bool>,
     pub jwks_ca: Option<String>,
     pub kid_miss_refetch_interval: Option<String>,
+    /// Use `[issuer.oauth2]` directly: its keys and revocations, no JWKS fetch.
+    pub local_issuer: Option<bool>,
 }
 
 /// One validated provider.
@@ -61,6 +63,8 @@ pub struct JwtConfig {
 pub enum JwksSource {
     Url(String),
     File(PathBuf),
+    /// `local_issuer = true`: the keys and revocations of this gateway's `[issuer.oauth2]`.
+    Local,
 }
 
 /// The JWS algorithms portcullis verifies (all asymmetric).
@@ -131,7 +135,12 @@ const RESERVED_HEADERS: [&str; 16] = [
 ];
 
 impl Builder {
-    pub(super) fn jwt_providers(&mut self, raw: Option<&RawAuth>) -> Vec<JwtConfig> {
+    /// `local_issuer` is the `issuer` of `[issuer.oauth2]`, when that section exists.
+    pub(super) fn jwt_providers(
+        &mut self,
+        raw: Option<&RawAuth>,
+        local_issuer: Option<&str>,
+    ) -> Vec<JwtConfig> {
         let Some(raw) = raw else { return Vec::new() };
         raw.jwt
             .iter()
@@ -141,12 +150,18 @@ impl Builder {
                     Seg::Key("jwt".into()),
                     Seg::Key(name.clone()),
                 ];
-                self.jwt(&p, name, j)
+                self.jwt(&p, name, j, local_issuer)
             })
             .collect()
     }
 
-    fn jwt(&mut self, p: &KeyPath, name: &str, j: &RawJwt) -> JwtConfig {
+    fn jwt(
+        &mut self,
+        p: &KeyPath,
+        name: &str,
+        j: &RawJwt,
+        local_issuer: Option<&str>,
+    ) -> JwtConfig {
         if name.is_empty()
             || !name
                 .bytes()
@@ -156,6 +171,10 @@ impl Builder {
                 p.clone(),
                 format!("\"{name}\" is not a provider name (letters, digits, - and _)"),
             );
+        }
+        let local = j.local_issuer == Some(true);
+        if local {
+            return self.local_jwt(p, name, j, local_issuer);
         }
         let issuer = self
             .required(p, "issuer", &j.issuer)
@@ -187,6 +206,55 @@ impl Builder {
                 "`jwks_ca` only applies to an https `jwks_url`",
             );
         }
+        self.jwt_common(p, name, j, issuer, jwks)
+    }
+
+    /// `local_issuer = true`: keys from `[issuer.oauth2]`, `issuer` defaults to its issuer,
+    /// `audiences` optional, the JWKS keys refused.
+    fn local_jwt(
+        &mut self,
+        p: &KeyPath,
+        name: &str,
+        j: &RawJwt,
+        local_issuer: Option<&str>,
+    ) -> JwtConfig {
+        let Some(own) = local_issuer else {
+            self.err(
+                k(p, "local_issuer"),
+                "needs an [issuer.oauth2] section (this gateway's token service)",
+            );
+            return self.jwt_common(p, name, j, String::new(), JwksSource::Local);
+        };
+        for (key, given) in [
+            ("jwks_url", j.jwks_url.is_some()),
+            ("jwks_file", j.jwks_file.is_some()),
+            ("jwks_ca", j.jwks_ca.is_some()),
+        ] {
+            if given {
+                self.err(
+                    k(p, key),
+                    "is refused with local_issuer: the keys come from [issuer.oauth2] directly",
+                );
+            }
+        }
+        if let Some(i) = j.issuer.as_deref().filter(|i| *i != own) {
+            self.err(
+                k(p, "issuer"),
+                format!("\"{i}\" differs from [issuer.oauth2] issuer \"{own}\"; leave it out"),
+            );
+        }
+        self.jwt_common(p, name, j, own.to_owned(), JwksSource::Local)
+    }
+
+    /// The keys that mean the same for every kind of provider.
+    fn jwt_common(
+        &mut self,
+        p: &KeyPath,
+        name: &str,
+        j: &RawJwt,
+        issuer: String,
+        jwks: JwksSource,
+    ) -> JwtConfig {
         let mut algorithms = Vec::new();
         let names = j
             .algorithms
@@ -214,7 +282,8 @@ impl Builder {
             }
         }
         let audiences = j.audiences.clone().unwrap_or_default();
-        if audiences.is_empty() || audiences.iter().any(String::is_empty) {
+        let optional = jwks == JwksSource::Local && j.audiences.is_none();
+        if !optional && (audiences.is_empty() || audiences.iter().any(String::is_empty)) {
             self.err(
                 k(p, "audiences"),
                 "list the accepted audiences / client ids, e.g. [\"my-client-id\"]",

@@ -17,6 +17,7 @@ pub mod build;
 pub mod crl_fetch;
 pub mod defaults;
 pub mod file;
+pub mod issuer;
 pub mod jwt;
 mod listener;
 mod load;
@@ -32,6 +33,7 @@ mod upstream;
 mod tests;
 
 pub use crl_fetch::CrlFetchConfig;
+pub use issuer::{Oauth2Config, Rate, RateLimit};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
 pub use load::{load, parse, ConfigError, ConfigProblem};
 pub use reload::{IdentityCacheConfig, ReloadConfig};
@@ -54,6 +56,8 @@ pub struct Config {
     pub jwt: Vec<JwtConfig>,
     /// `[auth.sigv4]`, when configured.
     pub sigv4: Option<Sigv4Config>,
+    /// `[issuer.oauth2]`, when configured.
+    pub oauth2: Option<Oauth2Config>,
 }
 
 impl Config {
@@ -212,6 +216,18 @@ pub enum UpstreamTarget {
 pub enum Builtin {
     /// Answers with a JSON description of the request it received, identity headers included.
     Echo,
+    /// The OAuth2 token service of `[issuer.oauth2]` (token, revoke, introspect, JWKS, metadata).
+    Oauth2,
+}
+
+impl Builtin {
+    /// Whether this builtin is an issuer's HTTP face (it authenticates its callers itself).
+    pub fn is_issuer(self) -> bool {
+        match self {
+            Builtin::Echo => false,
+            Builtin::Oauth2 => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +277,8 @@ pub enum AuthMethod {
     Jwt(String),
     /// An AWS Signature Version 4 (`[auth.sigv4]`).
     Sigv4,
+    /// The route's issuer builtin authenticates its callers itself (`auth = ["builtin"]`).
+    Builtin,
 }
 
 /// One `[[route.allow]]` entry: every field given must match (glob, `*` any run of characters).

@@ -4,7 +4,7 @@
 use super::build::{ix, k, Builder, KeyPath, Seg};
 use super::defaults as d;
 use super::file;
-use super::{AllowRule, AuthMethod, JwtConfig, RouteConfig, UpstreamConfig};
+use super::{AllowRule, AuthMethod, JwtConfig, RouteConfig, UpstreamConfig, UpstreamTarget};
 
 impl Builder {
     pub(super) fn route(
@@ -65,6 +65,9 @@ impl Builder {
                 ),
             );
         }
+        let issuer_builtin = upstreams.iter().any(|u| {
+            u.name == upstream && matches!(u.target, UpstreamTarget::Builtin(b) if b.is_issuer())
+        });
         let mut auth_any = Vec::new();
         let auth = match (&r.auth, &r.auth_any) {
             (Some(_), Some(_)) => {
@@ -79,13 +82,18 @@ impl Builder {
                     self.err(k(p, "auth_any"), "must list at least one alternative");
                 }
                 for (i, names) in alts.iter().enumerate() {
-                    auth_any.push(self.auth_methods(ix(&k(p, "auth_any"), i), names, jwt));
+                    auth_any.push(self.auth_methods(
+                        ix(&k(p, "auth_any"), i),
+                        names,
+                        jwt,
+                        issuer_builtin,
+                    ));
                 }
                 Vec::new()
             }
             (auth, None) => {
                 let names = auth.clone().unwrap_or_else(|| vec![d::ROUTE_AUTH.into()]);
-                self.auth_methods(k(p, "auth"), &names, jwt)
+                self.auth_methods(k(p, "auth"), &names, jwt, issuer_builtin)
             }
         };
         let scopes = r.scopes.clone().unwrap_or_default();
@@ -146,7 +154,21 @@ impl Builder {
         path: KeyPath,
         names: &[String],
         jwt: &[JwtConfig],
+        issuer_builtin: bool,
     ) -> Vec<AuthMethod> {
+        if names.iter().any(|n| n == "builtin") {
+            if !issuer_builtin {
+                self.err(
+                    path.clone(),
+                    "\"builtin\" is allowed only when the route's upstream is an issuer builtin (builtin = \"oauth2\")",
+                );
+            } else if names.iter().any(|n| n != "builtin" && n != "mtls") {
+                self.err(
+                    path.clone(),
+                    "\"builtin\" goes alone or with \"mtls\": [\"builtin\"] or [\"mtls\", \"builtin\"]",
+                );
+            }
+        }
         if names.is_empty() {
             self.err(
                 path.clone(),
@@ -164,6 +186,7 @@ impl Builder {
             match a.as_str() {
                 "mtls" => auth.push(AuthMethod::Mtls),
                 "sigv4" => auth.push(AuthMethod::Sigv4),
+                "builtin" => auth.push(AuthMethod::Builtin),
                 other => match other.strip_prefix("jwt:") {
                     Some(name) if jwt.iter().any(|j| j.name == name) => {
                         auth.push(AuthMethod::Jwt(name.to_owned()))
@@ -174,7 +197,7 @@ impl Builder {
                     ),
                     None => self.err(
                         ix(&path, i),
-                        format!("unknown auth method \"{other}\" (supported: \"mtls\", \"jwt:NAME\", \"sigv4\")"),
+                        format!("unknown auth method \"{other}\" (supported: \"mtls\", \"jwt:NAME\", \"sigv4\", \"builtin\")"),
                     ),
                 },
             }

@@ -309,6 +309,8 @@ fn reference_config_sets_every_key() {
         "identity_cache",
         "auth.jwt.cognito",
         "auth.sigv4",
+        "issuer.oauth2",
+        "issuer.oauth2.rate_limit",
     ] {
         for key in file::known_keys(table) {
             let (assign, header) = (format!("{key} ="), format!("[{table}.{key}"));

@@ -27,15 +27,17 @@ impl Builder {
                 );
                 UpstreamTarget::Endpoints(Vec::new())
             }
-            (None, Some(b)) => {
-                if b != "echo" {
+            (None, Some(b)) => match b.as_str() {
+                "echo" => UpstreamTarget::Builtin(Builtin::Echo),
+                "oauth2" => UpstreamTarget::Builtin(Builtin::Oauth2),
+                _ => {
                     self.err(
                         k(p, "builtin"),
-                        format!("\"{b}\" is not a built-in upstream; the one there is is \"echo\""),
+                        format!("\"{b}\" is not a built-in upstream (there are \"echo\" and \"oauth2\")"),
                     );
+                    UpstreamTarget::Builtin(Builtin::Echo)
                 }
-                UpstreamTarget::Builtin(Builtin::Echo)
-            }
+            },
             (Some(eps), None) => {
                 if eps.is_empty() {
                     self.err(k(p, "endpoints"), "must list at least one \"host:port\"");

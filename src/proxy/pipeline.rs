@@ -277,7 +277,13 @@ async fn process(
     }
     let req = Request::from_parts(parts, body);
     let served = match &route.upstream.target {
-        Target::Builtin(b) => b.serve(req, &builtin::Call { conn }).await,
+        Target::Builtin(b) => {
+            let call = builtin::Call {
+                conn,
+                issuer: snapshot.issuer.as_ref(),
+            };
+            b.serve(req, &call).await
+        }
         Target::Pool(pool) => pool.forward(req).await.map_err(upstream_error),
     };
     let mut resp = served.map_err(|e| match &watch {

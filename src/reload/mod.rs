@@ -225,6 +225,9 @@ impl Reloader {
                 // gateway; a reload keeps them (a changed [auth.jwt] needs a restart).
                 let old = self.shared.snapshot.load();
                 snapshot.jwt = old.jwt.clone();
+                // The issuer too (its keys and registry reload on their own; a changed
+                // [issuer.oauth2] needs a restart).
+                snapshot.issuer.clone_from(&old.issuer);
                 // Likewise the SigV4 credentials, watched by a task started with the gateway
                 // (the file itself hot-reloads; a changed [auth.sigv4] needs a restart).
                 snapshot.sigv4.clone_from(&old.sigv4);
@@ -353,6 +356,9 @@ fn restart_required(old: &Config, new: &Config) -> Vec<String> {
     }
     if format!("{:?}", old.sigv4) != format!("{:?}", new.sigv4) {
         out.push("auth.sigv4".to_owned());
+    }
+    if old.oauth2 != new.oauth2 {
+        out.push("issuer.oauth2".to_owned());
     }
     out
 }

@@ -141,12 +141,17 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     reload::hygiene(&trust.truststore, config.reload.expiry_warning, true);
     let (shutdown, _) = watch::channel(false);
     let mut snapshot = build_snapshot(config)?;
-    snapshot.jwt = Arc::new(
-        crate::auth::jwt::Providers::start(&config.jwt, shutdown.subscribe())
-            .await
-            .map_err(StartError::Jwt)?,
-    );
     let access_log = AccessLogger::start(&config.log.access_log).map_err(StartError::AccessLog)?;
+    snapshot.issuer = crate::state::start_issuer(config, &access_log, shutdown.subscribe())?;
+    snapshot.jwt = Arc::new(
+        crate::auth::jwt::Providers::start(
+            &config.jwt,
+            snapshot.issuer.as_ref(),
+            shutdown.subscribe(),
+        )
+        .await
+        .map_err(StartError::Jwt)?,
+    );
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
         trust: ArcSwap::from_pointee(trust),
@@ -273,6 +278,7 @@ pub fn validate(config: &Config) -> Vec<String> {
             problems.push(format!("auth.jwt.{}: {e}", j.name));
         }
     }
+    problems.extend(crate::issuer::oauth2::check::problems(config));
     problems
 }
 

@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use crate::access_log::AccessLogger;
 use crate::auth::{self, sigv4::FileCredentials, sigv4::Verifier};
 use crate::config::Config;
+use crate::issuer::oauth2::{Issuer, IssuerStartError};
 use crate::route::Router;
 use crate::tls;
 use crate::upstream::{Upstream, UpstreamBuildError};
@@ -32,6 +33,8 @@ pub struct Snapshot {
     pub sigv4: Option<Arc<Verifier>>,
     /// The credentials file behind it, polled for changes by the server.
     pub sigv4_credentials: Option<Arc<FileCredentials>>,
+    /// `[issuer.oauth2]`, started with the gateway (its keys and registry reload on their own).
+    pub issuer: Option<Arc<Issuer>>,
 }
 
 /// State shared by every connection of a running gateway.
@@ -72,6 +75,8 @@ pub enum StartError {
     Sigv4Credentials(String),
     #[error("access log: {0}")]
     AccessLog(std::io::Error),
+    #[error(transparent)]
+    Issuer(#[from] IssuerStartError),
 }
 
 /// Routes and upstreams, built from the config (no I/O but upstream TLS material).
@@ -96,5 +101,25 @@ pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
         jwt: Arc::default(),
         sigv4: sigv4.as_ref().map(|(v, _)| v.clone()),
         sigv4_credentials: sigv4.map(|(_, c)| c),
+        issuer: None,
     })
+}
+
+/// Start `[issuer.oauth2]` when configured: its keys and registry watchers run until
+/// `shutdown`; its audit lines go to the access-log sink (or, with the access log off, to
+/// the `portcullis::audit` tracing target).
+pub fn start_issuer(
+    config: &Config,
+    access_log: &AccessLogger,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Arc<Issuer>>, StartError> {
+    let Some(cfg) = &config.oauth2 else {
+        return Ok(None);
+    };
+    let issuer = Issuer::start(cfg, shutdown)?;
+    if access_log.is_on() {
+        let log = access_log.clone();
+        issuer.set_audit_sink(Box::new(move |line| log.write_line(line)));
+    }
+    Ok(Some(issuer))
 }

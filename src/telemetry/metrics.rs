@@ -72,3 +72,14 @@ pub const SIGV4_KEY_CACHE_HITS_TOTAL: &str = "portcullis_auth_sigv4_key_cache_hi
 pub const SIGV4_KEY_CACHE_MISSES_TOTAL: &str = "portcullis_auth_sigv4_key_cache_misses_total";
 /// Credentials-file reloads by `result` (`ok` | `error`).
 pub const SIGV4_CREDENTIAL_RELOADS_TOTAL: &str = "portcullis_auth_sigv4_credential_reloads_total";
+/// Token requests to `[issuer.oauth2]` by `client` (a registered client_id, else `unknown`),
+/// `result` (`issued` | `refused`) and `reason` (`ok` or a fixed refusal label).
+pub const ISSUER_TOKENS_TOTAL: &str = "portcullis_issuer_tokens_total";
+/// Revocations recorded, by `kind` (`jti` | `client`).
+pub const ISSUER_REVOCATIONS_TOTAL: &str = "portcullis_issuer_revocations_total";
+/// Issuer-endpoint requests refused by a rate limit, by `limit` (`per_client` | `per_address`).
+pub const ISSUER_RATE_LIMITED_TOTAL: &str = "portcullis_issuer_rate_limited_total";
+/// Client-registry reloads by `result` (`ok` | `invalid`: the previous registry stays).
+pub const ISSUER_REGISTRY_RELOADS_TOTAL: &str = "portcullis_issuer_registry_reloads_total";
+/// Signing-key folder reloads by `issuer` and `result` (`ok` | `invalid`).
+pub const ISSUER_KEY_RELOADS_TOTAL: &str = "portcullis_issuer_key_reloads_total";

@@ -34,10 +34,15 @@ use crate::config::defaults as d;
 use crate::config::{JwksSource, JwtConfig};
 use crate::fetch::{Backoff, Fetched, Fetcher, Limits, Validators};
 use crate::identity::ConnInfo;
+use crate::issuer::oauth2::Issuer;
 use crate::telemetry::metrics as m;
 
 /// How often a `jwks_file` is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(1);
+
+/// How often a `local_issuer` provider takes the issuer's current key set (a cheap digest
+/// comparison; a token with an unknown kid takes it at once).
+const LOCAL_POLL: Duration = Duration::from_millis(250);
 
 /// The first retry after a failed scheduled JWKS fetch (doubling up to `refresh`).
 const JWKS_FIRST_RETRY: Duration = Duration::from_secs(5);
@@ -76,6 +81,8 @@ pub struct Provider {
     /// `validations_total{result="accepted",reason="ok"}`, registered once: a labelled
     /// `counter!` per request builds a key and looks it up in the registry every time.
     accepted: metrics::Counter,
+    /// `local_issuer`: this gateway's token service (keys and revocations).
+    local: Option<Arc<Issuer>>,
 }
 
 #[derive(Debug)]
@@ -96,11 +103,22 @@ impl Providers {
     /// the refresh tasks, which end when `shutdown` turns true.
     pub async fn start(
         configs: &[JwtConfig],
+        issuer: Option<&Arc<Issuer>>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Providers, JwtStartError> {
         let mut out = Providers::default();
         for cfg in configs {
-            let p = Arc::new(Provider::load(cfg.clone()).await?);
+            let local = match (&cfg.jwks, issuer) {
+                (JwksSource::Local, Some(i)) => Some(i.clone()),
+                (JwksSource::Local, None) => {
+                    return Err(JwtStartError {
+                        name: cfg.name.clone(),
+                        message: "local_issuer needs a running [issuer.oauth2]".into(),
+                    })
+                }
+                _ => None,
+            };
+            let p = Arc::new(Provider::load(cfg.clone(), local).await?);
             for (_, h) in &cfg.forward_claims {
                 if !out.forward_headers.contains(h) {
                     out.forward_headers.push(h.clone());
@@ -157,6 +175,8 @@ pub fn check(cfg: &JwtConfig) -> Result<(), String> {
                 .map(drop)
                 .map_err(|e| format!("jwks_file {}: {e}", path.display()))
         }
+        // The issuer's keys are checked with `[issuer.oauth2]`.
+        JwksSource::Local => Ok(()),
     }
 }
 
@@ -167,7 +187,7 @@ fn now_secs() -> i64 {
 }
 
 impl Provider {
-    async fn load(cfg: JwtConfig) -> Result<Provider, JwtStartError> {
+    async fn load(cfg: JwtConfig, local: Option<Arc<Issuer>>) -> Result<Provider, JwtStartError> {
         let fail = |message: String| JwtStartError {
             name: cfg.name.clone(),
             message,
@@ -177,9 +197,15 @@ impl Provider {
                 Fetcher::new(url, cfg.jwks_ca.as_deref(), JWKS_LIMITS)
                     .map_err(|e| fail(e.to_string()))?,
             ),
-            JwksSource::File(_) => None,
+            JwksSource::File(_) | JwksSource::Local => None,
         };
         let (bytes, set, validators) = match (&fetcher, &cfg.jwks) {
+            (None, JwksSource::Local) => {
+                let bytes = local.as_ref().map(|i| i.jwks()).unwrap_or_default();
+                let set = Keyset::parse(&bytes, &cfg.algorithms)
+                    .map_err(|e| fail(format!("the issuer's keys: {e}")))?;
+                (bytes.to_vec(), set, Validators::default())
+            }
             (Some(f), _) => match f.fetch(&Validators::default()).await {
                 Ok(Fetched::Updated(body, v)) => {
                     let set = Keyset::parse(&body, &cfg.algorithms)
@@ -211,6 +237,7 @@ impl Provider {
             hits: metrics::counter!(m::AUTH_JWT_CACHE_HITS_TOTAL, "provider" => cfg.name.clone()),
             misses: metrics::counter!(m::AUTH_JWT_CACHE_MISSES_TOTAL, "provider" => cfg.name.clone()),
             accepted: metrics::counter!(m::AUTH_JWT_VALIDATIONS_TOTAL, "provider" => cfg.name.clone(), "result" => "accepted", "reason" => "ok"),
+            local,
             cfg,
         })
     }
@@ -269,6 +296,10 @@ impl Provider {
     /// After an unknown `kid`: refetch now unless one was done within the interval. Waits
     /// for a fetch in flight either way, so the caller sees its result.
     async fn refetch_for_unknown_kid(&self) {
+        if self.local.is_some() {
+            self.take_local_keys();
+            return;
+        }
         if self.fetcher.is_none() {
             return;
         }
@@ -288,10 +319,34 @@ impl Provider {
         }
     }
 
+    /// `local_issuer`: publish the issuer's current key set if it changed.
+    fn take_local_keys(&self) {
+        let Some(issuer) = &self.local else { return };
+        let bytes = issuer.jwks();
+        match Keyset::parse(&bytes, &self.cfg.algorithms) {
+            Ok(set) => {
+                self.publish(&bytes, set);
+            }
+            Err(e) => {
+                tracing::warn!(provider = %self.cfg.name, error = %e, "issuer keys unusable; keeping the last good set")
+            }
+        }
+    }
+
     async fn refresh_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (period, path) = match &self.cfg.jwks {
             JwksSource::Url(_) => (self.cfg.refresh, None),
             JwksSource::File(p) => (FILE_POLL, Some(p.clone())),
+            JwksSource::Local => loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(LOCAL_POLL) => {}
+                    _ = shutdown.changed() => return,
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+                self.take_local_keys();
+            },
         };
         let mut last_digest = path
             .as_deref()
@@ -397,7 +452,14 @@ impl Provider {
                 v
             }
         };
-        // Per request, cached or not: the connection's certificate and the route's scopes.
+        // Per request, cached or not: revocations and the registry (a `local_issuer`; the
+        // cache must never hide a revocation), the connection's certificate, the scopes.
+        if let Some(issuer) = &self.local {
+            let iat = verified.iat.unwrap_or(i64::MIN);
+            if !issuer.token_is_live(verified.client_id.as_deref(), verified.jti.as_deref(), iat) {
+                return Err(Reject::Revoked);
+            }
+        }
         match &verified.cnf_x5t {
             Some(want) => {
                 let have = conn

@@ -53,6 +53,8 @@ pub enum Reject {
     CertificateMismatch,
     UnboundToken,
     InsufficientScope,
+    /// `local_issuer`: the token or its client was revoked, or the client is disabled or gone.
+    Revoked,
 }
 
 impl Reject {
@@ -87,6 +89,7 @@ impl Reject {
             Reject::CertificateMismatch => "jwt_certificate_mismatch",
             Reject::UnboundToken => "jwt_unbound_token",
             Reject::InsufficientScope => "jwt_insufficient_scope",
+            Reject::Revoked => "jwt_revoked",
         }
     }
 
@@ -122,6 +125,7 @@ impl Reject {
             Reject::CertificateMismatch => "the token is bound to another certificate",
             Reject::UnboundToken => "the token must be bound to the client certificate",
             Reject::InsufficientScope => "the token lacks a scope this route requires",
+            Reject::Revoked => "the token has been revoked",
         }
     }
 }
@@ -149,6 +153,9 @@ pub struct Verified {
     pub cnf_x5t: Option<[u8; 32]>,
     /// Request headers to set from claims (`forward_claims`).
     pub forward: Vec<(HeaderName, HeaderValue)>,
+    /// `jti` and `iat`, for the revocation check of a `local_issuer` provider.
+    pub jti: Option<String>,
+    pub iat: Option<i64>,
 }
 
 /// Names registered for the JWS header (RFC 7515 §4.1, RFC 7516 §4.1): `crit` must not list them.
@@ -264,6 +271,9 @@ impl Parsed<'_> {
                     a.as_str()
                         .is_some_and(|a| cfg.audiences.iter().any(|x| x == a))
                 }) => {}
+            // Only a `local_issuer` provider may leave `audiences` out: any registered
+            // client's token is then accepted (the registry is checked per request).
+            _ if cfg.audiences.is_empty() => {}
             Some(_) => return Err(Reject::WrongAudience),
             None => {
                 if !client_id.is_some_and(|id| cfg.audiences.iter().any(|x| x == id)) {
@@ -305,6 +315,8 @@ impl Parsed<'_> {
             scopes: scopes_of(c),
             cnf_x5t,
             forward,
+            jti: c.get("jti").and_then(Value::as_str).map(str::to_owned),
+            iat: c.get("iat").and_then(Value::as_f64).map(|t| t as i64),
         })
     }
 }
