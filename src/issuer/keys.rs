@@ -234,16 +234,20 @@ pub struct Keys {
     current: ArcSwap<KeySet>,
     /// Which issuer, for the metric label (`oauth2`, `sessions`).
     issuer: &'static str,
+    /// The folder's fingerprint just before the first set was read.
+    loaded: Option<u64>,
 }
 
 impl Keys {
     pub fn load(dir: &Path, issuer: &'static str) -> Result<Keys, String> {
+        let loaded = fingerprint(dir);
         let set = KeySet::load(dir)?;
         tracing::info!(issuer, keys = set.all().len(), signer = %set.signer().kid, "signing keys loaded");
         Ok(Keys {
             dir: dir.to_path_buf(),
             current: ArcSwap::from_pointee(set),
             issuer,
+            loaded,
         })
     }
 
@@ -254,7 +258,7 @@ impl Keys {
     /// Reload when the folder changes, until `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let dir = self.dir.clone();
-        poll_changes(POLL, shutdown, move || fingerprint(&dir), || {
+        poll_changes(POLL, shutdown, self.loaded, move || fingerprint(&dir), || {
             let result = match KeySet::load(&self.dir) {
                 Ok(set) => {
                     tracing::info!(issuer = self.issuer, keys = set.all().len(), signer = %set.signer().kid, "signing keys reloaded");

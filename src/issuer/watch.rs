@@ -36,15 +36,17 @@ fn hash_meta(meta: &std::fs::Metadata, h: &mut impl Hasher) {
 }
 
 /// Every `period`, compute `probe` (off the async threads); call `changed` when its value
-/// differs from the last one. Ends when `shutdown` turns true.
+/// differs from the last one, starting from `loaded` (the fingerprint taken before the
+/// version in use was read, so a change made before the first poll is not missed). Ends
+/// when `shutdown` turns true.
 pub async fn poll_changes(
     period: Duration,
     mut shutdown: watch::Receiver<bool>,
+    loaded: Option<u64>,
     probe: impl Fn() -> Option<u64> + Send + Sync + Clone + 'static,
     mut changed: impl FnMut(),
 ) {
-    let p = probe.clone();
-    let mut last = tokio::task::spawn_blocking(p).await.ok().flatten();
+    let mut last = loaded;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period) => {}

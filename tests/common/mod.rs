@@ -200,6 +200,15 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// A plain-HTTP POST to the admin listener: (status, JSON body).
 pub async fn admin_post(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    admin_post_body(addr, path, bytes::Bytes::new()).await
+}
+
+/// A plain-HTTP POST with `body` to the admin listener: (status, JSON body).
+pub async fn admin_post_body(
+    addr: SocketAddr,
+    path: &str,
+    body: bytes::Bytes,
+) -> (u16, serde_json::Value) {
     use http_body_util::BodyExt;
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
@@ -208,7 +217,7 @@ pub async fn admin_post(addr: SocketAddr, path: &str) -> (u16, serde_json::Value
     tokio::spawn(conn);
     let req = http::Request::post(path)
         .header("host", "admin")
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .body(http_body_util::Full::new(body))
         .unwrap();
     let resp = tx.send_request(req).await.unwrap();
     let status = resp.status().as_u16();

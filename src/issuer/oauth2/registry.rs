@@ -241,17 +241,21 @@ fn build(c: RawClient) -> Result<Client, String> {
 pub struct Clients {
     path: PathBuf,
     current: ArcSwap<Registry>,
+    /// The file's fingerprint just before the first registry was read.
+    loaded: Option<u64>,
 }
 
 impl Clients {
     /// The first load must succeed (a gateway does not start on a broken registry).
     pub fn load(path: &Path) -> Result<Clients, String> {
+        let loaded = fingerprint(path);
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let reg = Registry::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         tracing::info!(clients = reg.clients.len(), "oauth2 client registry loaded");
         Ok(Clients {
             path: path.to_path_buf(),
             current: ArcSwap::from_pointee(reg),
+            loaded,
         })
     }
 
@@ -265,6 +269,7 @@ impl Clients {
         poll_changes(
             POLL,
             shutdown,
+            self.loaded,
             move || fingerprint(&path),
             || {
                 let parsed = std::fs::read_to_string(&self.path)
