@@ -171,7 +171,13 @@ pub struct KeySet {
 impl KeySet {
     /// Read every `*.pem` of `dir`. Fails when none yields a key.
     pub fn load(dir: &Path) -> Result<KeySet, String> {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            format!(
+                "{}: {e} (create it with `portcullis oauth keys rotate {}`)",
+                dir.display(),
+                dir.display()
+            )
+        })?;
         let mut files: Vec<(PathBuf, SystemTime)> = entries
             .filter_map(Result::ok)
             .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
