@@ -4,7 +4,8 @@
 //! certificate, clients `alice` and `ops`, and `mallory`, revoked — and a config from
 //! `configs/quickstart.toml`; starts the gateway in front of the built-in `echo` upstream;
 //! prints curl commands that show an accepted client, a client without a certificate, a
-//! revoked client, and the allow-list at work.
+//! revoked client, the allow-list at work, and an OAuth2 client (`demo-client`, its secret
+//! printed once when the folder is made) getting a token and calling a route with it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,17 @@ const CLIENTS: [(&str, &str, bool); 3] = [
     ("mallory", "spiffe://demo.test/client/mallory", true),
 ];
 
+/// The demo OAuth2 client.
+const DEMO_CLIENT: &str = "demo-client";
+
 pub fn run(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> ExitCode {
+    let secret = match prepare_oauth(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config_path = match prepare(dir, listen, admin) {
         Ok(p) => p,
         Err(e) => {
@@ -45,7 +56,7 @@ pub fn run(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> ExitCode {
     crate::telemetry::init_logging(&config.log.level);
     cli::serve(&config, |running| {
         let gw = running.listeners.first().copied().unwrap_or(listen);
-        print_instructions(dir, &config_path, gw, running.admin);
+        print_instructions(dir, &config_path, gw, running.admin, secret.as_deref());
     })
 }
 
@@ -90,7 +101,29 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> Result<Path
     Ok(config_path)
 }
 
-fn print_instructions(dir: &Path, config: &Path, gw: SocketAddr, admin: Option<SocketAddr>) {
+/// The demo client and a signing key, unless the folder has them. Returns the new
+/// client's secret (there is no other copy: only its hash is written).
+pub fn prepare_oauth(dir: &Path) -> Result<Option<String>, String> {
+    use crate::issuer::{keys, oauth2::registry_edit};
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let key_dir = dir.join("oauth-keys");
+    if keys::KeySet::load(&key_dir).is_err() {
+        keys::generate(&key_dir)?;
+    }
+    let clients = dir.join("oauth-clients.toml");
+    if clients.exists() {
+        return Ok(None);
+    }
+    registry_edit::add_client(&clients, DEMO_CLIENT, &["orders/read".into()], None).map(Some)
+}
+
+fn print_instructions(
+    dir: &Path,
+    config: &Path,
+    gw: SocketAddr,
+    admin: Option<SocketAddr>,
+    secret: Option<&str>,
+) {
     let d = dir.display();
     let url = format!("https://{gw}");
     let ca = format!("--cacert {d}/pki/ca/root.pem");
@@ -115,6 +148,25 @@ fn print_instructions(dir: &Path, config: &Path, gw: SocketAddr, admin: Option<S
     if let Some(admin) = admin {
         println!("# 5. metrics");
         println!("curl -sS http://{admin}/metrics");
+    }
+    match secret {
+        Some(secret) => {
+            let token = format!(
+                "curl -sS {ca} {} -u {DEMO_CLIENT}:{secret} -d grant_type=client_credentials {url}/oauth2/token",
+                client("alice")
+            );
+            println!("# 6. OAuth2: {DEMO_CLIENT} gets an access token (its secret is shown only now), bound to alice's certificate");
+            println!("{token}");
+            println!("# 7. ... and calls a route that wants a token with scope orders/read");
+            println!(
+                "curl -sS {ca} {} -H \"Authorization: Bearer $({token} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\" {url}/orders/1",
+                client("alice")
+            );
+        }
+        None => println!(
+            "# OAuth2: {DEMO_CLIENT}'s secret was shown when {d} was made; print a new one with \
+             `portcullis oauth client rotate-secret {d}/oauth-clients.toml {DEMO_CLIENT}`"
+        ),
     }
     println!();
     println!("Manage the demo PKI with `portcullis pki issue|revoke {d}/pki ...`. Ctrl-C stops the gateway.");

@@ -155,7 +155,7 @@ fn quickstart_curl_commands_work() {
     }
     let run = |cmd: &str| Command::new("sh").args(["-c", cmd]).output().unwrap();
     let result = std::panic::catch_unwind(|| {
-        assert_eq!(commands.len(), 6, "{commands:?}");
+        assert_eq!(commands.len(), 8, "{commands:?}");
         let alice = run(&commands[0]);
         let out = String::from_utf8_lossy(&alice.stdout);
         assert!(
@@ -181,6 +181,17 @@ fn quickstart_curl_commands_work() {
         assert!(
             metrics.contains("portcullis_tls_handshakes_total"),
             "{metrics}"
+        );
+        // The demo OAuth2 client: a token, then a route called with it.
+        let token = String::from_utf8_lossy(&run(&commands[6]).stdout).into_owned();
+        assert!(
+            token.contains("\"access_token\"") && token.contains("\"token_type\":\"Bearer\""),
+            "{token}"
+        );
+        let called = String::from_utf8_lossy(&run(&commands[7]).stdout).into_owned();
+        assert!(
+            called.contains("\"x-client-id\"") && called.contains("demo-client"),
+            "{called}"
         );
     });
     // SIGTERM: the gateway drains and exits 0.
