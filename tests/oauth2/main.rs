@@ -453,3 +453,31 @@ async fn the_registry_hot_reloads_and_a_broken_file_keeps_the_previous_one() {
     );
     s.gw.shutdown().await;
 }
+
+/// The per-client limit applies to the id claimed, registered or not, so a 429 does not
+/// tell which ids exist.
+#[tokio::test]
+async fn the_per_client_limit_counts_registered_and_unknown_ids_alike() {
+    let s = support::start("{ per_client = \"1/m\", per_address = \"1000/s\", burst = 2 }").await;
+    let mut c = connect(&s, None).await;
+    let form = "grant_type=client_credentials";
+    for (id, secret, first) in [
+        ("orders-svc", s.secrets.orders.as_str(), 200),
+        ("nobody", "x", 401),
+    ] {
+        for _ in 0..2 {
+            let r = post(&mut c, "/oauth2/token", form, Some((id, secret))).await;
+            assert_eq!(r.status, first, "{id}: {:?}", r.body);
+        }
+        let r = post(&mut c, "/oauth2/token", form, Some((id, secret))).await;
+        assert_eq!(r.status, 429, "{id}: {:?}", r.body);
+        assert!(r.headers.contains_key("retry-after"));
+    }
+    common::assert_metric_at_least(
+        &s.gw.metrics().await,
+        "portcullis_issuer_rate_limited_total",
+        &["limit=\"per_client\""],
+        2.0,
+    );
+    s.gw.shutdown().await;
+}

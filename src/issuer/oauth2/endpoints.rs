@@ -6,7 +6,7 @@
 //! 1. the per-address rate limit (before any work);
 //! 2. the client id: from Basic credentials (`client_secret_basic`) or the form
 //!    (`client_secret_post` with `client_secret`, `tls_client_auth` without);
-//! 3. the per-client rate limit, for a registered client;
+//! 3. the per-client rate limit, keyed by the claimed id (registered or not);
 //! 4. a client with a `certificate` entry must present a matching verified certificate on
 //!    this connection, and if it also sends a secret, that must match too; any other client
 //!    must send its secret. Every failure is the same `invalid_client` answer (the audit
@@ -310,12 +310,12 @@ impl Issuer {
                 (Some(id), None) => (id, None, None, "tls_client_auth"),
             },
         };
+        // Limited by the id claimed, registered or not: a limit that only registered ids
+        // hit would tell which ids exist.
+        self.per_client
+            .check(&id.to_owned())
+            .map_err(|wait| rate_limited("per_client", wait))?;
         let known = self.clients.current().get(id).cloned();
-        if let Some(c) = &known {
-            self.per_client
-                .check(&c.id)
-                .map_err(|wait| rate_limited("per_client", wait))?;
-        }
         let Some(client) = known else {
             // Same work as a wrong secret, so timing does not tell either.
             if let Some(s) = secret {
