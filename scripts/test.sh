@@ -17,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Python clients (PyJWT, botocore), pinned in tests/requirements.txt, in a
+# Python clients (PyJWT, botocore, authlib, requests-oauthlib), pinned in tests/requirements.txt, in a
 # project-local venv; the tests find its python through PORTCULLIS_TEST_PYTHON.
 command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || {
   SUDO=""
@@ -25,7 +25,9 @@ command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends python3 python3-venv
 }
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip freeze 2>/dev/null | grep -qxF -f <(grep -v '^#' tests/requirements.txt); then
+# Every pinned line must be installed (a venv made before a pin was added is refreshed).
+missing_py=$(grep -v '^#' tests/requirements.txt | grep -vxF -f <(.venv/bin/python -m pip freeze 2>/dev/null) || true)
+if [ ! -x .venv/bin/python ] || [ -n "$missing_py" ]; then
   python3 -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 fi
