@@ -323,6 +323,11 @@ impl Provider {
     fn take_local_keys(&self) {
         let Some(issuer) = &self.local else { return };
         let bytes = issuer.jwks();
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        // Held only here, off the request path: an unchanged set is not parsed again.
+        if *self.last_digest.lock().unwrap_or_else(|e| e.into_inner()) == Some(digest) {
+            return;
+        }
         match Keyset::parse(&bytes, &self.cfg.algorithms) {
             Ok(set) => {
                 self.publish(&bytes, set);
