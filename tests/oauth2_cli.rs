@@ -200,4 +200,23 @@ fn check_warns_about_optional_client_auth_and_reports_issuer_problems() {
     );
     assert!(stderr.contains("these routes do not: open"), "{stderr}");
     assert!(!dir.path().join("state").exists(), "check changes nothing");
+    assert!(!stderr.contains("90 days"), "{stderr}");
+
+    // A folder whose newest key is older than 90 days: a warning, still exit 0.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(100 * 86_400);
+    for f in std::fs::read_dir(&k).unwrap() {
+        std::fs::File::options()
+            .write(true)
+            .open(f.unwrap().path())
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let out = portcullis(&["check", "--config", p]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: issuer.oauth2.keys: no key is newer than 90 days"),
+        "{stderr}"
+    );
 }
