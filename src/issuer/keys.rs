@@ -362,6 +362,27 @@ mod tests {
     }
 
     #[test]
+    fn an_rsa_key_signs_rs256_and_verifies() {
+        use aws_lc_rs::encoding::AsDer;
+        let dir = tempfile::tempdir().unwrap();
+        let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k).unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(der.as_ref())
+        );
+        std::fs::write(dir.path().join("rsa.pem"), pem).unwrap();
+        let set = KeySet::load(dir.path()).unwrap();
+        let key = set.signer();
+        assert_eq!(key.alg, "RS256");
+        let s = key.sign(b"abc").unwrap();
+        assert!(key.verify("RS256", b"abc", &s) && !key.verify("ES256", b"abc", &s));
+        let jwks: serde_json::Value = serde_json::from_slice(&set.jwks).unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "RSA");
+        assert_eq!(jwks["keys"][0]["kid"], key.kid.as_str());
+    }
+
+    #[test]
     fn an_empty_or_broken_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("junk.pem"), "not a key").unwrap();

@@ -381,14 +381,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     // Key files are named by the second: make sure the new one sorts after.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     portcullis::issuer::keys::generate(&s.gw.dir.path().join("oauth-keys")).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let new = loop {
-        let t = support::orders_token(&s, Some(&s.other)).await;
-        if header(&t)["kid"] != old_kid || std::time::Instant::now() > deadline {
-            break t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let new = support::token_when(&s, |t| header(t)["kid"] != old_kid).await;
     assert_ne!(header(&new)["kid"], old_kid, "the new key never signed");
     let mut c = connect(&s, Some(&s.other)).await;
     for t in [&old, &new] {
@@ -397,6 +390,26 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
     }
     let jwks = c.get("/.well-known/jwks.json").await.unwrap().json();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+
+    // An RSA key whose name sorts last signs RS256 tokens, accepted on the route too.
+    {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        use base64::Engine;
+        let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = AsDer::<Pkcs8V1Der>::as_der(&k).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+        std::fs::write(
+            s.gw.dir.path().join("oauth-keys/key-99991231T235959Z.pem"),
+            pem,
+        )
+        .unwrap();
+    }
+    let rsa = support::token_when(&s, |t| header(t)["alg"] == "RS256").await;
+    assert_eq!(header(&rsa)["alg"], "RS256");
+    for t in [&old, &new, &rsa] {
+        assert_eq!(call(&mut c, "/orders", t).await.status, 200);
+    }
     s.gw.shutdown().await;
 }
 

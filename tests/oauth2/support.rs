@@ -198,6 +198,19 @@ pub async fn orders_token(s: &Setup, cert: Option<&Leaf>) -> String {
     r.json()["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Tokens for `orders-svc` (bound to `other`) until one satisfies `want` (the gateway
+/// picks up a key change within a second or so); the last one after 10 s.
+pub async fn token_when(s: &Setup, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = orders_token(s, Some(&s.other)).await;
+        if want(&t) || Instant::now() > deadline {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// GET `path` with a bearer token on an open connection.
 pub async fn call(conn: &mut Conn, path: &str, token: &str) -> Reply {
     let req = http::Request::get(format!("https://localhost{path}"))
