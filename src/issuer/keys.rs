@@ -264,19 +264,21 @@ impl Keys {
     /// Reload when the folder changes, until `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let dir = self.dir.clone();
-        poll_changes(POLL, shutdown, self.loaded, move || fingerprint(&dir), || {
-            let result = match KeySet::load(&self.dir) {
+        let me = self.clone();
+        poll_changes(POLL, shutdown, self.loaded, move || fingerprint(&dir), move || {
+            let this = &me;
+            let result = match KeySet::load(&this.dir) {
                 Ok(set) => {
-                    tracing::info!(issuer = self.issuer, keys = set.all().len(), signer = %set.signer().kid, "signing keys reloaded");
-                    self.current.store(Arc::new(set));
+                    tracing::info!(issuer = this.issuer, keys = set.all().len(), signer = %set.signer().kid, "signing keys reloaded");
+                    this.current.store(Arc::new(set));
                     "ok"
                 }
                 Err(e) => {
-                    tracing::warn!(issuer = self.issuer, error = %e, "signing keys refused; keeping the last good set");
+                    tracing::warn!(issuer = this.issuer, error = %e, "signing keys refused; keeping the last good set");
                     "invalid"
                 }
             };
-            metrics::counter!(m::ISSUER_KEY_RELOADS_TOTAL, "issuer" => self.issuer, "result" => result)
+            metrics::counter!(m::ISSUER_KEY_RELOADS_TOTAL, "issuer" => this.issuer, "result" => result)
                 .increment(1);
         })
         .await;

@@ -35,7 +35,8 @@ fn hash_meta(meta: &std::fs::Metadata, h: &mut impl Hasher) {
     (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino()).hash(h);
 }
 
-/// Every `period`, compute `probe` (off the async threads); call `changed` when its value
+/// Every `period`, compute `probe`; call `changed` (both on the blocking pool: they read
+/// files) when its value
 /// differs from the last one, starting from `loaded` (the fingerprint taken before the
 /// version in use was read, so a change made before the first poll is not missed). Ends
 /// when `shutdown` turns true.
@@ -44,7 +45,7 @@ pub async fn poll_changes(
     mut shutdown: watch::Receiver<bool>,
     loaded: Option<u64>,
     probe: impl Fn() -> Option<u64> + Send + Sync + Clone + 'static,
-    mut changed: impl FnMut(),
+    changed: impl Fn() + Send + Sync + Clone + 'static,
 ) {
     let mut last = loaded;
     loop {
@@ -59,7 +60,7 @@ pub async fn poll_changes(
         let now = tokio::task::spawn_blocking(p).await.ok().flatten();
         if now.is_some() && now != last {
             last = now;
-            changed();
+            let _ = tokio::task::spawn_blocking(changed.clone()).await;
         }
     }
 }

@@ -266,13 +266,15 @@ impl Clients {
     /// Reload on change, until `shutdown`; a bad file keeps the previous registry.
     pub async fn watch(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let path = self.path.clone();
+        let me = self.clone();
         poll_changes(
             POLL,
             shutdown,
             self.loaded,
             move || fingerprint(&path),
-            || {
-                let parsed = std::fs::read_to_string(&self.path)
+            move || {
+                let this = &me;
+                let parsed = std::fs::read_to_string(&this.path)
                     .map_err(|e| e.to_string())
                     .and_then(|t| Registry::parse(&t));
                 let result = match parsed {
@@ -281,11 +283,11 @@ impl Clients {
                             clients = reg.clients.len(),
                             "oauth2 client registry reloaded"
                         );
-                        self.current.store(Arc::new(reg));
+                        this.current.store(Arc::new(reg));
                         "ok"
                     }
                     Err(e) => {
-                        tracing::error!(file = %self.path.display(), error = %e,
+                        tracing::error!(file = %this.path.display(), error = %e,
                         "oauth2 client registry refused; the previous one stays in use");
                         "invalid"
                     }
