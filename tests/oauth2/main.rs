@@ -107,6 +107,8 @@ async fn token_endpoint_issues_bound_cognito_style_tokens_and_refuses_with_codes
 
     // Refusals: (connection, form, basic) → status, error, audit reason.
     let wrong = "not-the-secret";
+    // 2-byte characters, longer than any client id: the audit line cuts it, never mid-character.
+    let long_id = format!("a{}", "é".repeat(100));
     let cases: Vec<Refusal> = vec![
         (
             "wrong secret",
@@ -197,6 +199,15 @@ async fn token_endpoint_issues_bound_cognito_style_tokens_and_refuses_with_codes
             401,
             "invalid_client",
             "wrong_secret",
+        ),
+        (
+            "a long non-ASCII client id",
+            None,
+            form.into(),
+            Some((&long_id, wrong)),
+            401,
+            "invalid_client",
+            "unknown_client",
         ),
     ];
     let mut bodies = Vec::new();

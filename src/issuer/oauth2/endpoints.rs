@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::registry::{Client, SecretHash};
+use super::registry::{self, Client, SecretHash};
 use super::request::{invalid_client, invalid_request, Basic, Form, OAuthError};
 use super::token::{self, Mint};
 use super::Issuer;
@@ -89,7 +89,7 @@ impl Issuer {
             "type": "oauth2_token",
             "time": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             "client": caller.peer.to_string(),
-            "client_id": audit.client_id.map(|mut id| { id.truncate(128); id }),
+            "client_id": audit.client_id.map(|id| id.chars().take(registry::MAX_CLIENT_ID).collect::<String>()),
             "auth_method": audit.method,
             "certificate_fingerprint": caller.identity.map(|i| i.fingerprint.as_str()),
             "requested_scope": audit.requested.map(|s| s.chars().take(512).collect::<String>()),
@@ -310,6 +310,11 @@ impl Issuer {
                 (Some(id), None) => (id, None, None, "tls_client_auth"),
             },
         };
+        // No registered id is longer (registry::check_client_id); refusing longer ones
+        // here also bounds the limiter's memory.
+        if id.len() > registry::MAX_CLIENT_ID {
+            return Err(invalid_client("unknown_client", basic));
+        }
         // Limited by the id claimed, registered or not: a limit that only registered ids
         // hit would tell which ids exist.
         self.per_client

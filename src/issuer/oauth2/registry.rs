@@ -170,10 +170,13 @@ impl Registry {
     }
 }
 
+/// The longest client id.
+pub const MAX_CLIENT_ID: usize = 128;
+
 /// A client id the token endpoint can take in Basic credentials and forms.
 pub fn check_client_id(id: &str) -> Result<(), String> {
     if id.is_empty()
-        || id.len() > 128
+        || id.len() > MAX_CLIENT_ID
         || !id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._~-/@".contains(&b))
