@@ -71,6 +71,47 @@ async fn backend_sees_verified_identity_and_forged_headers_are_replaced() {
     gw.shutdown().await;
 }
 
+/// A certificate whose SANs hold the identity headers' separators: a URI SAN with a comma
+/// must not read as two URIs in `x-client-uri-san` (a backend splitting on `,` would see a
+/// forged `.../admin`), a backslash must not escape the XFCC closing quote, and a quote
+/// must not end the value early (`;DNS=forged` stays inside it).
+#[tokio::test]
+async fn hostile_sans_keep_the_identity_headers_structure() {
+    let pki = TestPki::new();
+    let origin = Origin::start().await;
+    let gw = common::start(&pki, spec(common::backend_route(origin.addr, ""))).await;
+    let leaf = pki.leaf(common::LeafSpec {
+        cn: r#"a"b,c\"#.into(),
+        uris: vec![
+            "spiffe://test/client/a,spiffe://test/client/admin".into(),
+            r"urn:x\".into(),
+            r#"urn:q";DNS=forged"#.into(),
+        ],
+        // webpki refuses a certificate whose DNS SAN is no DNS name.
+        dns: vec!["d.test".into()],
+        ..common::LeafSpec::default()
+    });
+    let mut conn = client::connect(gw.addr, &pki, Opts::with(&leaf))
+        .await
+        .unwrap();
+    assert_eq!(conn.get("/x").await.unwrap().status, 200);
+    let h = origin.last().headers;
+    assert_eq!(
+        h["x-client-uri-san"],
+        r#"spiffe://test/client/a%2Cspiffe://test/client/admin,urn:x%5C,urn:q";DNS=forged"#
+    );
+    let fp = h["x-client-fingerprint"].to_str().unwrap();
+    assert_eq!(
+        h["x-forwarded-client-cert"],
+        format!(
+            r#"Hash={fp};Subject="CN=a\22b\,c\5C,O=portcullis tests";URI="spiffe://test/client/a,spiffe://test/client/admin";URI=urn:x%5C;URI="urn:q\";DNS=forged";DNS=d.test"#
+        )
+        .as_str()
+    );
+    assert_eq!(h["x-client-subject"], r#"CN=a\"b\,c\\,O=portcullis tests"#);
+    gw.shutdown().await;
+}
+
 fn allow_list_routes(addr: std::net::SocketAddr) -> String {
     format!(
         r#"[[upstream]]

@@ -13,9 +13,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use der::asn1::{
-    BmpString, Ia5StringRef, ObjectIdentifier, PrintableStringRef, TeletexStringRef, Utf8StringRef,
-};
+use der::asn1::{BmpString, Ia5StringRef, ObjectIdentifier, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode, Tag, Tagged};
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -97,9 +95,11 @@ impl Identity {
     /// `URI=` when there is none) and one `DNS=` pair per DNS SAN, in certificate order.
     /// Unlike Envoy (which pastes values raw, see the TODO in its `conn_manager_utility.cc`)
     /// we follow Envoy's documented rule: a value containing `,` `;` `=` or `"` is quoted
-    /// with `"` written `\"`. Inside the quoted subject, `\"` and `\\` (RFC 4514 escapes)
-    /// are rewritten to the equivalent `\22` and `\5C`, so no parser can mistake them for
-    /// the closing quote. Control bytes in SANs are written `%XX`.
+    /// with `"` written `\"`, and `\"` is the only escape inside quotes. Inside the quoted
+    /// subject, `\"` and `\\` (RFC 4514 escapes) are rewritten to the equivalent `\22` and
+    /// `\5C`, so no parser can mistake them for the closing quote. In SANs, control and
+    /// non-ASCII bytes and `\` are written `%XX` (`push_san`): a SAN never holds a
+    /// backslash a parser could read as an escape.
     pub fn xfcc(&self) -> String {
         let mut out = String::with_capacity(160 + self.subject.len());
         out.push_str("Hash=");
@@ -120,28 +120,52 @@ impl Identity {
         }
         out
     }
+
+    /// `x-client-uri-san`: every URI SAN, comma-separated, each written by `push_san` with
+    /// `,` as `%2C` too, so splitting the value on `,` gives the URIs back. `None` without a
+    /// URI SAN.
+    pub fn uri_san_header(&self) -> Option<String> {
+        if self.uri_sans.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for (i, uri) in self.uri_sans.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_san(&mut out, uri, &[',']);
+        }
+        Some(out)
+    }
 }
 
 fn push_xfcc_value(out: &mut String, value: &str) {
-    let quote = value.contains([',', ';', '=', '"', '\\']);
-    if quote {
-        out.push('"');
+    if !value.contains([',', ';', '=', '"']) {
+        return push_san(out, value, &[]);
     }
-    for c in value.chars() {
-        match c {
-            '"' if quote => out.push_str("\\\""),
-            '\\' if quote => out.push_str("\\\\"),
-            c if c.is_ascii_control() || !c.is_ascii() => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    let _ = write!(out, "%{b:02X}");
-                }
-            }
-            c => out.push(c),
+    out.push('"');
+    for (i, part) in value.split('"').enumerate() {
+        if i > 0 {
+            out.push_str("\\\"");
         }
+        push_san(out, part, &[]);
     }
-    if quote {
-        out.push('"');
+    out.push('"');
+}
+
+/// A SAN as written into an identity header: control and non-ASCII bytes, `\` and every
+/// character of `also` as `%XX` (of its UTF-8 bytes), so the value is visible ASCII. A URI
+/// means the same percent-encoded (RFC 3987 §3.1); a DNS name cannot hold these at all.
+fn push_san(out: &mut String, value: &str, also: &[char]) {
+    for c in value.chars() {
+        if c.is_ascii_control() || !c.is_ascii() || c == '\\' || also.contains(&c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
     }
 }
 
@@ -251,10 +275,9 @@ fn attribute_text(atv: &AttributeTypeAndValue) -> Option<String> {
         Tag::Ia5String => Ia5StringRef::try_from(v)
             .ok()
             .map(|s| s.as_str().to_owned()),
-        // T.61: treated as Latin-1, like OpenSSL.
-        Tag::TeletexString => TeletexStringRef::try_from(v)
-            .ok()
-            .map(|s| s.as_bytes().iter().map(|&b| char::from(b)).collect()),
+        // T.61: treated as Latin-1, like OpenSSL (the der crate's TeletexStringRef takes
+        // ASCII only, so the raw bytes are read).
+        Tag::TeletexString => Some(v.value().iter().map(|&b| char::from(b)).collect()),
         Tag::BmpString => BmpString::from_der(&v.to_der().ok()?)
             .ok()
             .map(|s| s.to_string()),
@@ -371,6 +394,46 @@ mod tests {
             "{}",
             id.xfcc()
         );
+    }
+
+    /// Found by the property tests (tests/properties/identity.rs): a SAN ending in `\` was
+    /// written `"...\\"`, whose last `\"` Envoy's grammar reads as an escaped quote, and a URI
+    /// SAN holding `,` read as two URIs in `x-client-uri-san`.
+    #[test]
+    fn san_separators_and_backslashes_are_percent_encoded() {
+        let id = Identity {
+            subject: "CN=x".into(),
+            common_name: None,
+            issuer: String::new(),
+            issuer_cn: None,
+            serial: "1".into(),
+            uri_sans: vec!["urn:a\\".into(), "spiffe://t/a,spiffe://t/admin".into()],
+            dns_sans: vec!["q\"\\;".into()],
+            ip_sans: vec![],
+            fingerprint: "ab".into(),
+            not_after: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            id.xfcc(),
+            r#"Hash=ab;Subject="CN=x";URI=urn:a%5C;URI="spiffe://t/a,spiffe://t/admin";DNS="q\"%5C;""#
+        );
+        assert_eq!(
+            id.uri_san_header().as_deref(),
+            Some("urn:a%5C,spiffe://t/a%2Cspiffe://t/admin")
+        );
+    }
+
+    /// Also found by them: a T.61 value with a byte above 0x7F was printed as `#` and hex
+    /// (the der crate's TeletexStringRef takes ASCII only) instead of Latin-1 text.
+    #[test]
+    fn teletex_is_read_as_latin1() {
+        // SEQUENCE { SET { SEQUENCE { 2.5.4.3, T61String "M\xFCller" } } }
+        let der = [
+            0x30, 0x11, 0x31, 0x0f, 0x30, 0x0d, 0x06, 0x03, 0x55, 0x04, 0x03, 0x14, 0x06, b'M',
+            0xfc, b'l', b'l', b'e', b'r',
+        ];
+        let name = Name::from_der(&der).unwrap();
+        assert_eq!(format_name(&name), r"CN=M\C3\BCller");
     }
 
     #[test]

@@ -165,14 +165,14 @@ pub struct ForwardedIdentity {
 }
 
 impl ForwardedIdentity {
-    /// Fails only if the identity cannot be expressed as header values, which the identity
-    /// extractor prevents by escaping non-ASCII; the caller treats it as a refused client.
+    /// Fails only if the identity cannot be expressed as header values, which the encoders
+    /// prevent (the subject is RFC 4514 with non-ASCII escaped, SANs are percent-encoded);
+    /// the caller treats it as a refused client.
     pub fn new(id: Identity) -> Result<Self, http::header::InvalidHeaderValue> {
-        let uri_san = if id.uri_sans.is_empty() {
-            None
-        } else {
-            Some(HeaderValue::from_str(&id.uri_sans.join(","))?)
-        };
+        let uri_san = id
+            .uri_san_header()
+            .map(|v| HeaderValue::from_str(&v))
+            .transpose()?;
         Ok(ForwardedIdentity {
             xfcc: HeaderValue::from_str(&id.xfcc())?,
             subject: HeaderValue::from_str(&id.subject)?,
