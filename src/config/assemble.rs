@@ -1,6 +1,8 @@
 //! The whole file: each section built in turn, then the checks that span sections (no two
 //! listeners or the admin endpoint on one address, upstream names unique, `sigv4` routes
-//! need `[auth.sigv4]`). `[admin]`, a single address, is built here too.
+//! need `[auth.sigv4]`). `[admin]`, a single address, is built here too. A missing
+//! section is reported at its key (`listener`, `truststore`, ...), as every problem names
+//! a line or a key.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -12,7 +14,10 @@ use super::{AdminConfig, AuthMethod, Config, ListenerConfig, RouteConfig, Upstre
 impl Builder {
     pub(super) fn config(&mut self, raw: RawConfig, source: PathBuf) -> Config {
         if raw.listener.is_empty() {
-            self.err(vec![], "at least one [[listener]] is required");
+            self.err(
+                vec![Seg::Key("listener".into())],
+                "at least one [[listener]] is required",
+            );
         }
         let listeners: Vec<ListenerConfig> = raw
             .listener
@@ -33,7 +38,10 @@ impl Builder {
         let truststore = match &raw.truststore {
             Some(t) => self.truststore(t),
             None => {
-                self.err(vec![], "the [truststore] section is required");
+                self.err(
+                    vec![Seg::Key("truststore".into())],
+                    "the [truststore] section is required",
+                );
                 self.truststore(&Default::default())
             }
         };
@@ -50,7 +58,10 @@ impl Builder {
         }
 
         if raw.upstream.is_empty() {
-            self.err(vec![], "at least one [[upstream]] is required");
+            self.err(
+                vec![Seg::Key("upstream".into())],
+                "at least one [[upstream]] is required",
+            );
         }
         let upstreams: Vec<UpstreamConfig> = raw
             .upstream
@@ -69,7 +80,10 @@ impl Builder {
         }
 
         if raw.route.is_empty() {
-            self.err(vec![], "at least one [[route]] is required");
+            self.err(
+                vec![Seg::Key("route".into())],
+                "at least one [[route]] is required",
+            );
         }
         let oauth2 = self.issuer(raw.issuer.as_ref());
         self.check_issuer_builtins(&upstreams, oauth2.as_ref());

@@ -93,6 +93,36 @@ fn unknown_key_names_its_line_and_a_suggestion() {
     );
 }
 
+/// Found by the property tests (tests/properties/config.rs): a missing section was a
+/// problem with neither a line nor a key.
+#[test]
+fn a_missing_section_is_reported_at_its_key() {
+    for text in [
+        "",
+        "# nothing but a comment\n",
+        "[admin]\naddress = \"127.0.0.1:9901\"\n",
+    ] {
+        let p = problems(text);
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listener",
+                "truststore",
+                "truststore.dir",
+                "upstream",
+                "route"
+            ],
+            "{p:?}"
+        );
+        assert!(p.iter().all(|p| p.line.is_none()), "{p:?}");
+        assert_eq!(
+            p[0].to_string(),
+            "/etc/portcullis/gw.toml: listener: at least one [[listener]] is required"
+        );
+    }
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = r#"
