@@ -45,6 +45,7 @@ fn verifier() -> Verifier {
         max_presign_expiry: Duration::from_secs(3600),
         max_payload_buffer: 1 << 20,
         allow_unsigned_payload: false,
+        sessions: false,
     };
     Verifier::new(&config, Arc::new(One(cred)))
 }

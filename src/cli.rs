@@ -266,6 +266,18 @@ pub fn oauth_client_hash() -> ExitCode {
     }
 }
 
+/// `portcullis sessions keys rotate DIR`: add a new sealing key (it seals new sessions
+/// from the next reload, within 1 s); older keys keep opening the sessions they sealed.
+pub fn sessions_keys_rotate(dir: &Path) -> ExitCode {
+    report(crate::issuer::sessions::keys::generate(dir).map(|path| {
+        eprintln!(
+            "added sealing key {}; it seals new sessions from now on",
+            path.display()
+        );
+        eprintln!("keep the older keys until the last session they sealed has expired");
+    }))
+}
+
 /// `portcullis oauth keys rotate DIR`: add a new EC P-256 signing key (it signs from the
 /// next reload, within 1 s); old keys stay published until removed by hand.
 pub fn oauth_keys_rotate(dir: &Path) -> ExitCode {

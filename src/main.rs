@@ -60,6 +60,22 @@ enum Command {
     /// Manage the OAuth2 token service's clients and signing keys.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Manage the session issuer's sealing keys.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Sealing keys folder.
+    #[command(subcommand)]
+    Keys(SessionsKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum SessionsKeysCommand {
+    /// Add a new 256-bit sealing key to DIR (mode 0600; DIR created 0700 if missing).
+    Rotate { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +218,9 @@ fn main() -> ExitCode {
         },
         Command::Oauth(OauthCommand::Keys(OauthKeysCommand::Rotate { dir })) => {
             cli::oauth_keys_rotate(&dir)
+        }
+        Command::Sessions(SessionsCommand::Keys(SessionsKeysCommand::Rotate { dir })) => {
+            cli::sessions_keys_rotate(&dir)
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum Builtin {
     Echo,
     /// The endpoints of `[issuer.oauth2]`.
     Oauth2,
+    /// CreateSession of `[issuer.sessions]`.
+    Rolesanywhere,
 }
 
 /// What a builtin may read besides the request: the connection it arrived on (its peer
@@ -44,6 +46,7 @@ impl Builtin {
         match b {
             config::Builtin::Echo => Builtin::Echo,
             config::Builtin::Oauth2 => Builtin::Oauth2,
+            config::Builtin::Rolesanywhere => Builtin::Rolesanywhere,
         }
     }
 
@@ -55,6 +58,10 @@ impl Builtin {
         match self {
             Builtin::Echo => echo::respond(req).await,
             Builtin::Oauth2 => oauth2::respond(req, call).await,
+            Builtin::Rolesanywhere => Err(GatewayError::new(
+                crate::error::ErrorKind::Internal,
+                "the session issuer is not running",
+            )),
         }
     }
 }

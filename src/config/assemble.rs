@@ -87,6 +87,10 @@ impl Builder {
         }
         let oauth2 = self.issuer(raw.issuer.as_ref());
         self.check_issuer_builtins(&upstreams, oauth2.as_ref());
+        let sessions = self.sessions(
+            raw.issuer.as_ref().and_then(|i| i.sessions.as_ref()),
+            &truststore,
+        );
         let jwt = self.jwt_providers(
             raw.auth.as_ref(),
             oauth2.as_ref().map(|o| o.issuer.as_str()),
@@ -107,6 +111,12 @@ impl Builder {
             .as_ref()
             .and_then(|a| a.sigv4.as_ref())
             .map(|s| self.sigv4(s));
+        self.check_sessions(
+            &upstreams,
+            sessions.as_ref(),
+            oauth2.as_ref(),
+            sigv4.as_ref().is_some_and(|s| s.sessions),
+        );
         if sigv4.is_none() {
             for (i, r) in routes.iter().enumerate() {
                 if r.auth
@@ -134,6 +144,7 @@ impl Builder {
             jwt,
             sigv4,
             oauth2,
+            sessions,
         }
     }
 }

@@ -112,6 +112,7 @@ pub struct RawAllow {
     pub dns_san: Option<String>,
     pub subject_cn: Option<String>,
     pub issuer_cn: Option<String>,
+    pub role: Option<String>,
     pub principal: Option<String>,
 }
 
@@ -154,6 +155,11 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "issuer" => of::<super::issuer::RawIssuer>(),
         "issuer.oauth2" => of::<super::issuer::RawOauth2>(),
         "issuer.oauth2.rate_limit" => of::<super::issuer::RawRateLimit>(),
+        "issuer.sessions" => of::<super::sessions::RawSessions>(),
+        "issuer.sessions.trust_anchor" => of::<super::sessions::RawTrustAnchor>(),
+        "issuer.sessions.profile" => of::<super::sessions::RawProfile>(),
+        "issuer.sessions.role" => of::<super::sessions::RawRole>(),
+        "issuer.sessions.role.allow" => of::<RawAllow>(),
         _ => &[],
     }
 }

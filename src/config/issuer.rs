@@ -29,6 +29,7 @@ pub const RATE_BURST: u32 = 40;
 #[derive(Debug, Default, Deserialize)]
 pub struct RawIssuer {
     pub oauth2: Option<RawOauth2>,
+    pub sessions: Option<super::sessions::RawSessions>,
 }
 
 #[derive(Debug, Default, Deserialize)]

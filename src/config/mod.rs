@@ -24,6 +24,7 @@ mod load;
 mod log;
 pub(crate) mod reload;
 mod route;
+pub mod sessions;
 pub mod sigv4;
 mod truststore;
 pub mod units;
@@ -37,6 +38,7 @@ pub use issuer::{Oauth2Config, Rate, RateLimit};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
 pub use load::{load, parse, ConfigError, ConfigProblem};
 pub use reload::{IdentityCacheConfig, ReloadConfig};
+pub use sessions::{ProfileConfig, RoleConfig, SessionsConfig, TrustAnchorConfig};
 pub use sigv4::Sigv4Config;
 
 /// The whole, validated configuration.
@@ -58,6 +60,8 @@ pub struct Config {
     pub sigv4: Option<Sigv4Config>,
     /// `[issuer.oauth2]`, when configured.
     pub oauth2: Option<Oauth2Config>,
+    /// `[issuer.sessions]`, when configured.
+    pub sessions: Option<SessionsConfig>,
 }
 
 impl Config {
@@ -218,6 +222,8 @@ pub enum Builtin {
     Echo,
     /// The OAuth2 token service of `[issuer.oauth2]` (token, revoke, introspect, JWKS, metadata).
     Oauth2,
+    /// Roles Anywhere-compatible CreateSession (`POST /sessions`) of `[issuer.sessions]`.
+    Rolesanywhere,
 }
 
 impl Builtin {
@@ -225,7 +231,7 @@ impl Builtin {
     pub fn is_issuer(self) -> bool {
         match self {
             Builtin::Echo => false,
-            Builtin::Oauth2 => true,
+            Builtin::Oauth2 | Builtin::Rolesanywhere => true,
         }
     }
 }
@@ -290,6 +296,8 @@ pub struct AllowRule {
     pub issuer_cn: Option<String>,
     /// The principal name of a SigV4 credential.
     pub principal: Option<String>,
+    /// The role of a SigV4 session credential (`[[issuer.sessions.role]]`).
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone)]

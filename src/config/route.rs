@@ -116,23 +116,7 @@ impl Builder {
                 );
             }
         }
-        let mut allow = Vec::new();
-        for (i, a) in r.allow.iter().enumerate() {
-            let rule = AllowRule {
-                uri_san: a.uri_san.clone(),
-                dns_san: a.dns_san.clone(),
-                subject_cn: a.subject_cn.clone(),
-                issuer_cn: a.issuer_cn.clone(),
-                principal: a.principal.clone(),
-            };
-            if rule == AllowRule::default() {
-                self.err(
-                    ix(&k(p, "allow"), i),
-                    "an entry with no field would allow everyone; give uri_san, dns_san, subject_cn, issuer_cn or principal",
-                );
-            }
-            allow.push(rule);
-        }
+        let allow = self.allow_rules(&k(p, "allow"), &r.allow);
         RouteConfig {
             name,
             host,
@@ -160,7 +144,7 @@ impl Builder {
             if !issuer_builtin {
                 self.err(
                     path.clone(),
-                    "\"builtin\" is allowed only when the route's upstream is an issuer builtin (builtin = \"oauth2\")",
+                    "\"builtin\" is allowed only when the route's upstream is an issuer builtin (builtin = \"oauth2\" or \"rolesanywhere\")",
                 );
             } else if names.iter().any(|n| n != "builtin" && n != "mtls") {
                 self.err(
@@ -291,4 +275,33 @@ fn check_path_prefix(prefix: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+impl Builder {
+    /// `[[route.allow]]`-shaped entries (also a session role's `allow`).
+    pub(super) fn allow_rules(
+        &mut self,
+        p: &[Seg],
+        raw: &[super::file::RawAllow],
+    ) -> Vec<AllowRule> {
+        let mut allow = Vec::new();
+        for (i, a) in raw.iter().enumerate() {
+            let rule = AllowRule {
+                uri_san: a.uri_san.clone(),
+                dns_san: a.dns_san.clone(),
+                subject_cn: a.subject_cn.clone(),
+                issuer_cn: a.issuer_cn.clone(),
+                principal: a.principal.clone(),
+                role: a.role.clone(),
+            };
+            if rule == AllowRule::default() {
+                self.err(
+                    ix(p, i),
+                    "an entry with no field would allow everyone; give uri_san, dns_san, subject_cn, issuer_cn, principal or role",
+                );
+            }
+            allow.push(rule);
+        }
+        allow
+    }
 }

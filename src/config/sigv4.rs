@@ -27,6 +27,7 @@ pub struct RawSigv4 {
     pub max_presign_expiry: Option<String>,
     pub max_payload_buffer: Option<Size>,
     pub allow_unsigned_payload: Option<bool>,
+    pub sessions: Option<bool>,
 }
 
 /// `[auth.sigv4]`, validated.
@@ -36,8 +37,8 @@ pub struct Sigv4Config {
     pub regions: Vec<String>,
     /// Credential-scope services accepted (at least one).
     pub services: Vec<String>,
-    /// TOML `[[credential]]` file, hot-reloaded.
-    pub credentials_file: PathBuf,
+    /// TOML `[[credential]]` file, hot-reloaded; optional with `sessions`.
+    pub credentials_file: Option<PathBuf>,
     /// Max difference between the request date and the gateway clock.
     pub max_skew: Duration,
     /// Max `X-Amz-Expires` of a presigned URL (at most 7 days).
@@ -46,6 +47,8 @@ pub struct Sigv4Config {
     pub max_payload_buffer: u64,
     /// Accept `x-amz-content-sha256: UNSIGNED-PAYLOAD`.
     pub allow_unsigned_payload: bool,
+    /// Also accept session credentials issued by `[issuer.sessions]`.
+    pub sessions: bool,
 }
 
 impl Builder {
@@ -53,7 +56,12 @@ impl Builder {
         let p: KeyPath = vec![Seg::Key("auth".into()), Seg::Key("sigv4".into())];
         let regions = self.one_or_many(&p, "region", &raw.region);
         let services = self.one_or_many(&p, "service", &raw.service);
-        let credentials_file = self.path(&p, "credentials_file", &raw.credentials_file);
+        let sessions = raw.sessions.unwrap_or(false);
+        let credentials_file = if sessions && raw.credentials_file.is_none() {
+            None
+        } else {
+            Some(self.path(&p, "credentials_file", &raw.credentials_file))
+        };
         let max_skew = self.duration(k(&p, "max_skew"), &raw.max_skew, d::SIGV4_MAX_SKEW);
         let mut max_presign_expiry = self.duration(
             k(&p, "max_presign_expiry"),
@@ -83,6 +91,7 @@ impl Builder {
             allow_unsigned_payload: raw
                 .allow_unsigned_payload
                 .unwrap_or(d::SIGV4_ALLOW_UNSIGNED_PAYLOAD),
+            sessions,
         }
     }
 

@@ -341,6 +341,10 @@ fn reference_config_sets_every_key() {
         "auth.sigv4",
         "issuer.oauth2",
         "issuer.oauth2.rate_limit",
+        "issuer.sessions",
+        "issuer.sessions.trust_anchor",
+        "issuer.sessions.profile",
+        "issuer.sessions.role",
     ] {
         for key in file::known_keys(table) {
             let (assign, header) = (format!("{key} ="), format!("[{table}.{key}"));

@@ -30,10 +30,11 @@ impl Builder {
             (None, Some(b)) => match b.as_str() {
                 "echo" => UpstreamTarget::Builtin(Builtin::Echo),
                 "oauth2" => UpstreamTarget::Builtin(Builtin::Oauth2),
+                "rolesanywhere" => UpstreamTarget::Builtin(Builtin::Rolesanywhere),
                 _ => {
                     self.err(
                         k(p, "builtin"),
-                        format!("\"{b}\" is not a built-in upstream (there are \"echo\" and \"oauth2\")"),
+                        format!("\"{b}\" is not a built-in upstream (there are \"echo\", \"oauth2\" and \"rolesanywhere\")"),
                     );
                     UpstreamTarget::Builtin(Builtin::Echo)
                 }

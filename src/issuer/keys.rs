@@ -233,22 +233,41 @@ impl KeySet {
     }
 }
 
+/// What a keys folder reads into: a whole set, swapped at once ([`KeySet`] for the OAuth2
+/// signing keys, the session issuer's sealing keys).
+pub trait KeyFolder: Sized + Send + Sync + 'static {
+    /// Read the folder; fails when it yields no usable key.
+    fn load(dir: &Path) -> Result<Self, String>;
+    /// How many keys, and the id of the one in use (for the log).
+    fn summary(&self) -> (usize, &str);
+}
+
+impl KeyFolder for KeySet {
+    fn load(dir: &Path) -> Result<Self, String> {
+        KeySet::load(dir)
+    }
+    fn summary(&self) -> (usize, &str) {
+        (self.keys.len(), &self.signer().kid)
+    }
+}
+
 /// The current key set of a folder, reloaded in the background.
 #[derive(Debug)]
-pub struct Keys {
+pub struct Keys<S = KeySet> {
     dir: PathBuf,
-    current: ArcSwap<KeySet>,
+    current: ArcSwap<S>,
     /// Which issuer, for the metric label (`oauth2`, `sessions`).
     issuer: &'static str,
     /// The folder's fingerprint just before the first set was read.
     loaded: Option<u64>,
 }
 
-impl Keys {
-    pub fn load(dir: &Path, issuer: &'static str) -> Result<Keys, String> {
+impl<S: KeyFolder> Keys<S> {
+    pub fn load(dir: &Path, issuer: &'static str) -> Result<Keys<S>, String> {
         let loaded = fingerprint(dir);
-        let set = KeySet::load(dir)?;
-        tracing::info!(issuer, keys = set.all().len(), signer = %set.signer().kid, "signing keys loaded");
+        let set = S::load(dir)?;
+        let (keys, current) = set.summary();
+        tracing::info!(issuer, keys, current, "keys loaded");
         Ok(Keys {
             dir: dir.to_path_buf(),
             current: ArcSwap::from_pointee(set),
@@ -257,7 +276,17 @@ impl Keys {
         })
     }
 
-    pub fn current(&self) -> arc_swap::Guard<Arc<KeySet>> {
+    /// A set made in memory, never reloaded (tests).
+    pub fn fixed(set: S, issuer: &'static str) -> Keys<S> {
+        Keys {
+            dir: PathBuf::new(),
+            current: ArcSwap::from_pointee(set),
+            issuer,
+            loaded: None,
+        }
+    }
+
+    pub fn current(&self) -> arc_swap::Guard<Arc<S>> {
         self.current.load()
     }
 
@@ -267,14 +296,15 @@ impl Keys {
         let me = self.clone();
         poll_changes(POLL, shutdown, self.loaded, move || fingerprint(&dir), move || {
             let this = &me;
-            let result = match KeySet::load(&this.dir) {
+            let result = match S::load(&this.dir) {
                 Ok(set) => {
-                    tracing::info!(issuer = this.issuer, keys = set.all().len(), signer = %set.signer().kid, "signing keys reloaded");
+                    let (keys, current) = set.summary();
+                    tracing::info!(issuer = this.issuer, keys, current, "keys reloaded");
                     this.current.store(Arc::new(set));
                     "ok"
                 }
                 Err(e) => {
-                    tracing::warn!(issuer = this.issuer, error = %e, "signing keys refused; keeping the last good set");
+                    tracing::warn!(issuer = this.issuer, error = %e, "keys refused; keeping the last good set");
                     "invalid"
                 }
             };

@@ -10,4 +10,5 @@ pub mod keys;
 pub mod oauth2;
 pub mod ratelimit;
 pub mod revocations;
+pub mod sessions;
 pub mod watch;

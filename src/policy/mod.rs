@@ -21,6 +21,7 @@ struct Rule {
     subject_cn: Option<Glob>,
     issuer_cn: Option<Glob>,
     principal: Option<Glob>,
+    role: Option<Glob>,
 }
 
 /// A pattern where `*` matches any run of characters (including none) and everything else
@@ -42,6 +43,7 @@ impl AllowList {
                 subject_cn: r.subject_cn.as_deref().map(|p| Glob::new(p, false)),
                 issuer_cn: r.issuer_cn.as_deref().map(|p| Glob::new(p, false)),
                 principal: r.principal.as_deref().map(|p| Glob::new(p, false)),
+                role: r.role.as_deref().map(|p| Glob::new(p, false)),
             })
             .collect();
         AllowList { rules }
@@ -55,11 +57,17 @@ impl AllowList {
     /// with certificate fields never matches a caller without a certificate identity, and
     /// one with `principal` never matches a caller without a principal (SigV4).
     pub fn allows(&self, identity: Option<&Identity>) -> bool {
-        self.allows_with(identity, None)
+        self.allows_with(identity, None, None)
     }
 
-    /// [`Self::allows`] with the principal name a request-level method (SigV4) proved.
-    pub fn allows_with(&self, identity: Option<&Identity>, principal: Option<&str>) -> bool {
+    /// [`Self::allows`] with the principal name a request-level method (SigV4) proved and,
+    /// for a session credential, its role (an entry with `role` never matches without one).
+    pub fn allows_with(
+        &self,
+        identity: Option<&Identity>,
+        principal: Option<&str>,
+        role: Option<&str>,
+    ) -> bool {
         if self.rules.is_empty() {
             return true;
         }
@@ -73,7 +81,11 @@ impl AllowList {
             } else {
                 true
             };
-            principal_ok && cert_ok
+            let role_ok = r
+                .role
+                .as_ref()
+                .is_none_or(|g| role.is_some_and(|x| g.matches(x)));
+            principal_ok && role_ok && cert_ok
         })
     }
 }

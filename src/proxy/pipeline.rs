@@ -228,7 +228,7 @@ async fn process(
 
     // 4. authorize
     let principal = sigv4_cred.as_ref().map(|c| &*c.principal);
-    if !route.allow.allows_with(conn.identity(), principal) {
+    if !route.allow.allows_with(conn.identity(), principal, None) {
         rec.reason = "not_in_allow_list";
         return Err(GatewayError::new(
             ErrorKind::Forbidden,

@@ -263,8 +263,12 @@ pub fn validate(config: &Config) -> Vec<String> {
             }
         }
     }
-    if let Some(s) = &config.sigv4 {
-        if let Err(e) = FileCredentials::load(&s.credentials_file) {
+    if let Some(f) = config
+        .sigv4
+        .as_ref()
+        .and_then(|s| s.credentials_file.as_ref())
+    {
+        if let Err(e) = FileCredentials::load(f) {
             problems.push(format!("auth.sigv4.credentials_file: {e}"));
         }
     }
@@ -279,6 +283,22 @@ pub fn validate(config: &Config) -> Vec<String> {
         }
     }
     problems.extend(crate::issuer::oauth2::check::problems(config));
+    problems.extend(crate::issuer::sessions::check::problems(config));
+    for (i, t) in config
+        .sessions
+        .iter()
+        .flat_map(|s| s.trust_anchors.iter())
+        .enumerate()
+    {
+        match Truststore::load(&t.truststore.dir) {
+            Ok(ts) => {
+                if let Err(e) = ts.check_roots_valid(std::time::SystemTime::now()) {
+                    problems.push(format!("issuer.sessions.trust_anchor[{i}].truststore: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("issuer.sessions.trust_anchor[{i}].truststore: {e}")),
+        }
+    }
     problems
 }
 

@@ -89,9 +89,10 @@ pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
         .map_err(StartError::Routes)?;
     let sigv4 = match &config.sigv4 {
         Some(c) => {
-            let creds = Arc::new(
-                FileCredentials::load(&c.credentials_file).map_err(StartError::Sigv4Credentials)?,
-            );
+            let creds = Arc::new(match &c.credentials_file {
+                Some(f) => FileCredentials::load(f).map_err(StartError::Sigv4Credentials)?,
+                None => FileCredentials::empty(),
+            });
             Some((Arc::new(Verifier::new(c, creds.clone())), creds))
         }
         None => None,

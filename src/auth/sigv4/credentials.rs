@@ -115,6 +115,16 @@ impl FileCredentials {
         })
     }
 
+    /// No file (`[auth.sigv4] sessions = true` without `credentials_file`): no static
+    /// credential, nothing to reload.
+    pub fn empty() -> FileCredentials {
+        FileCredentials {
+            path: PathBuf::new(),
+            keys: ArcSwap::from_pointee(HashMap::new()),
+            stamp: std::sync::Mutex::new(None),
+        }
+    }
+
     /// Reload if the file changed; a bad new file is logged and counted, and the old
     /// credentials keep serving. Returns whether new credentials were published.
     pub fn reload_if_changed(&self) -> bool {

@@ -41,11 +41,12 @@ fn verifier(region: &str, service: &str, cred: Arc<Credential>) -> Verifier {
     let config = Sigv4Config {
         regions: vec![region.into()],
         services: vec![service.into()],
-        credentials_file: PathBuf::new(),
+        credentials_file: Some(PathBuf::new()),
         max_skew: Duration::from_secs(300),
         max_presign_expiry: MAX_PRESIGN_EXPIRY_LIMIT,
         max_payload_buffer: 1 << 20,
         allow_unsigned_payload: false,
+        sessions: false,
     };
     Verifier::new(&config, Arc::new(SuiteSource(cred)))
 }

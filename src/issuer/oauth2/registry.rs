@@ -219,6 +219,7 @@ fn build(c: RawClient) -> Result<Client, String> {
                 subject_cn: r.subject_cn,
                 issuer_cn: r.issuer_cn,
                 principal: None,
+                role: None,
             };
             if rule == AllowRule::default() {
                 return Err("`certificate` needs uri_san, dns_san, subject_cn or issuer_cn".into());

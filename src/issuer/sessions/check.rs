@@ -1,0 +1,26 @@
+//! What `portcullis check` says about `[issuer.sessions]` beyond the config's own keys:
+//! the problems that would stop a start (no usable sealing key, a trust anchor's truststore
+//! that does not load, a `state_dir` that is not a folder).
+
+use crate::config::Config;
+
+use super::keys::SealKeySet;
+
+/// Each trust anchor's truststore is checked by `server::validate` (it owns the verifier);
+/// here, what the issuer itself reads.
+pub fn problems(config: &Config) -> Vec<String> {
+    let Some(s) = &config.sessions else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Err(e) = SealKeySet::load(&s.keys) {
+        out.push(format!("issuer.sessions.keys: {e}"));
+    }
+    if s.state_dir.exists() && !s.state_dir.is_dir() {
+        out.push(format!(
+            "issuer.sessions.state_dir {}: not a folder",
+            s.state_dir.display()
+        ));
+    }
+    out
+}
