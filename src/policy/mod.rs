@@ -195,6 +195,30 @@ mod tests {
     }
 
     #[test]
+    fn a_role_entry_needs_a_session_role_and_combines_with_certificate_fields() {
+        let list = AllowList::new(&[AllowRule {
+            role: Some("orders-*".into()),
+            uri_san: Some("spiffe://t/gw/*".into()),
+            ..Default::default()
+        }]);
+        let gw = identity(&["spiffe://t/gw/a"], &[], None, None);
+        assert!(list.allows_with(
+            Some(&gw),
+            Some("role/orders-reader/s"),
+            Some("orders-reader")
+        ));
+        assert!(
+            !list.allows_with(Some(&gw), Some("svc"), None),
+            "a static key has no role"
+        );
+        assert!(!list.allows_with(Some(&gw), None, Some("billing")));
+        assert!(
+            !list.allows_with(None, None, Some("orders-reader")),
+            "no certificate"
+        );
+    }
+
+    #[test]
     fn entries_are_or_fields_are_and() {
         let list = AllowList::new(&[
             AllowRule {
