@@ -5,7 +5,6 @@
 //! refusal or a verified request, never a panic; a changed signature or body never verifies.
 //! The canonical-request helpers are also driven directly with arbitrary text.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,11 +63,12 @@ fn verifier() -> Verifier {
     let config = Sigv4Config {
         regions: vec![REGION.into(), "us-east-1".into()],
         services: vec![SERVICE.into()],
-        credentials_file: PathBuf::new(),
+        credentials_file: None,
         max_skew: Duration::from_secs(300),
         max_presign_expiry: Duration::from_secs(3600),
         max_payload_buffer: 1 << 20,
         allow_unsigned_payload: false,
+        sessions: false,
     };
     Verifier::new(&config, Arc::new(OneKey(credential)))
 }
