@@ -44,7 +44,7 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
         let running = match server::start(config).await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("cannot start: {e}");
+                eprintln!("cannot start: {}", start_error_place(config, &e));
                 return ExitCode::FAILURE;
             }
         };
@@ -58,6 +58,19 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// A start error with the file and line of the config key it comes from, when known
+/// (`/etc/portcullis.toml:42: auth.jwt.idp: first JWKS fetch failed: … (from https://…)`).
+fn start_error_place(config: &Config, e: &server::StartError) -> String {
+    let line = e.config_key(config).and_then(|key| {
+        let text = std::fs::read_to_string(&config.source).ok()?;
+        config::line_of_key(&text, &key)
+    });
+    match line {
+        Some(line) => format!("{}:{line}: {e}", config.source.display()),
+        None => e.to_string(),
+    }
 }
 
 /// SIGHUP reloads the config, truststore and certificates (the outcome is logged).
@@ -91,10 +104,13 @@ async fn wait_for_signal() {
     }
 }
 
-/// `portcullis check`: every config problem with file, line and key; then every problem
-/// with the material it names (certificates, keys, truststore). Exit 1 on any.
+/// `portcullis check`: what `run` would refuse at start, all of it in one run: every
+/// config problem with file, line and key, then every problem with the material it names
+/// (certificates, keys, truststore, upstream TLS, credentials, issuer keys, clients and
+/// state, the access log) and the first fetch of every `jwks_url`, each at its line.
+/// Warnings do not fail. Exit 1 on any error.
 pub fn check(path: &Path) -> ExitCode {
-    let config = match config::load(path) {
+    let (config, problems) = match config::load_all(path) {
         Ok(c) => c,
         Err(e) => {
             for p in &e.problems {
@@ -104,14 +120,32 @@ pub fn check(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let problems = server::validate(&config);
+    let mut findings = server::validate_all(&config);
+    findings.extend(fetch_remote(&config));
+    // A value the config already refused (and replaced by its default) is not checked
+    // again as material: that would only repeat the problem in other words.
+    findings.retain(|f| !problems.iter().any(|p| within(&f.key, &p.key)));
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut errors = problems.len();
     for p in &problems {
-        eprintln!("{}: {p}", config.source.display());
+        eprintln!("{p}");
     }
-    for w in crate::issuer::oauth2::check::warnings(&config) {
-        eprintln!("{}: warning: {w}", config.source.display());
+    for f in findings {
+        let message = if f.warning {
+            format!("warning: {}", f.message)
+        } else {
+            errors += 1;
+            f.message
+        };
+        let found = config::ConfigProblem {
+            file: path.to_path_buf(),
+            line: config::line_of_key(&text, &f.key),
+            key: f.key,
+            message,
+        };
+        eprintln!("{found}");
     }
-    if problems.is_empty() {
+    if errors == 0 {
         println!(
             "{}: OK ({} listener(s), {} upstream(s), {} route(s))",
             config.source.display(),
@@ -121,9 +155,33 @@ pub fn check(path: &Path) -> ExitCode {
         );
         ExitCode::SUCCESS
     } else {
-        eprintln!("{} problem(s) found", problems.len());
+        eprintln!("{errors} problem(s) found");
         ExitCode::FAILURE
     }
+}
+
+/// [`server::check_remote`] on a runtime of its own (the network part of a start).
+fn fetch_remote(config: &Config) -> Vec<server::Finding> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(server::check_remote(config)),
+        Err(e) => vec![server::Finding {
+            key: String::new(),
+            message: format!("cannot start a runtime to fetch the JWKS URLs: {e}"),
+            warning: false,
+        }],
+    }
+}
+
+/// Whether `key` is `parent` or lies inside it (`listener[0].cert` in `listener[0]`); the
+/// file as a whole (an empty key) contains nothing here.
+fn within(key: &str, parent: &str) -> bool {
+    !parent.is_empty()
+        && key
+            .strip_prefix(parent)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 pub fn pki_init(dir: &Path) -> ExitCode {

@@ -64,7 +64,8 @@ async fn backend_sees_verified_identity_and_forged_headers_are_replaced() {
     assert_eq!(h["x-client-uri-san"], "spiffe://test/client/alice");
     assert!(!h.contains_key("x-client-anything"));
     assert!(!h.contains_key("x-hop"));
-    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // The client is not a trusted proxy: its own X-Forwarded-For is replaced.
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
     assert_eq!(h["x-forwarded-host"], "api.test:8443");
     assert_eq!(h["host"], "api.test:8443");

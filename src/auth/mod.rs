@@ -78,6 +78,9 @@ pub struct AuthRequest<'a> {
 pub struct Authenticated {
     pub token: Option<Arc<jwt::Verified>>,
     pub sigv4: Option<sigv4::Verified>,
+    /// A `jwt:` method whose provider keeps the token (`forward_token = false`, the
+    /// default) proved this request: its `Authorization` header is not forwarded.
+    pub strip_bearer: bool,
 }
 
 /// Check every method the route requires.
@@ -104,6 +107,7 @@ pub async fn authenticate(
                     .await
                     .map_err(|r| bearer_error(r, req.scopes))?;
                 out.token = Some(v);
+                out.strip_bearer |= !p.forwards_token();
             }
             AuthMethod::Sigv4 => {
                 let Some((verifier, signed)) = &req.sigv4 else {

@@ -51,6 +51,7 @@ pub struct RawListener {
     pub drain_timeout: Option<String>,
     pub headers_with_underscores: Option<String>,
     pub path_parameters: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -29,10 +29,24 @@ pub struct RawJwt {
     pub refresh: Option<String>,
     pub forward_claims: Option<BTreeMap<String, String>>,
     pub require_certificate_binding: Option<bool>,
+    pub forward_token: Option<bool>,
     pub jwks_ca: Option<String>,
     pub kid_miss_refetch_interval: Option<String>,
     /// Use `[issuer.oauth2]` directly: its keys and revocations, no JWKS fetch.
     pub local_issuer: Option<bool>,
+}
+
+impl JwtConfig {
+    /// The key its key set comes from (`auth.jwt.NAME.jwks_url`, `.jwks_file` or
+    /// `.local_issuer`), where a problem with the key set is reported.
+    pub fn source_key(&self) -> String {
+        let source = match self.jwks {
+            JwksSource::Url(_) => "jwks_url",
+            JwksSource::File(_) => "jwks_file",
+            JwksSource::Local => "local_issuer",
+        };
+        format!("auth.jwt.{}.{source}", self.name)
+    }
 }
 
 /// One validated provider.
@@ -54,6 +68,9 @@ pub struct JwtConfig {
     /// Claim name → request header set from it.
     pub forward_claims: Vec<(String, HeaderName)>,
     pub require_certificate_binding: bool,
+    /// Send the client's `Authorization: Bearer` on to the backend (default: removed, so
+    /// a backend cannot replay the client's token; Envoy's `forward` defaults to false).
+    pub forward_token: bool,
     /// CA bundle for an https `jwks_url`.
     pub jwks_ca: Option<PathBuf>,
     pub kid_miss_refetch_interval: Duration,
@@ -335,6 +352,7 @@ impl Builder {
             refresh: self.duration(k(p, "refresh"), &j.refresh, d::JWT_REFRESH),
             forward_claims,
             require_certificate_binding: j.require_certificate_binding.unwrap_or(false),
+            forward_token: j.forward_token.unwrap_or(false),
             jwks_ca: j.jwks_ca.as_deref().map(|c| resolve(&self.base, c)),
             kid_miss_refetch_interval: self.duration(
                 k(p, "kid_miss_refetch_interval"),

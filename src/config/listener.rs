@@ -5,7 +5,7 @@ use super::build::{k, Builder, Seg};
 use super::defaults as d;
 use super::file;
 use super::{
-    ClientAuth, KeyPermissions, ListenerConfig, ListenerLimits, PathParameters, RequestRules,
+    Cidr, ClientAuth, KeyPermissions, ListenerConfig, ListenerLimits, PathParameters, RequestRules,
     TlsVersion, UnderscoreHeaders,
 };
 
@@ -80,6 +80,13 @@ impl Builder {
                 ],
             ),
         };
+        let mut trusted_proxies = Vec::new();
+        for (i, s) in l.trusted_proxies.iter().flatten().enumerate() {
+            match Cidr::parse(s) {
+                Ok(c) => trusted_proxies.push(c),
+                Err(e) => self.err(super::build::ix(&k(p, "trusted_proxies"), i), e),
+            }
+        }
         ListenerConfig {
             address,
             cert,
@@ -115,6 +122,7 @@ impl Builder {
                     d::DRAIN_TIMEOUT,
                 ),
                 requests,
+                trusted_proxies,
             },
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Three passes over the text, each reporting what it can: the TOML syntax
 //! (`toml_edit`, which also keeps every key's position for the line numbers), the shape
-//! (serde into [`super::file`], unknown keys collected by `serde_ignored`), and the values
+//! (serde into [`super::file`], unknown keys collected by `serde_ignored`, every value of
+//! the wrong type found and named by [`shape`] rather than only the first), and the values
 //! and cross-references (the [`Builder`], one file per section, put together in
 //! `assemble.rs`). A problem's key is a path such as `route[1].allow[0].uri_san`; its line
 //! is found by walking that path in the document.
@@ -11,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::build::{Builder, KeyPath, Seg};
-use super::file::RawConfig;
+use super::shape;
 use super::Config;
 
 /// One thing wrong with a config file.
@@ -60,19 +61,32 @@ impl fmt::Display for ConfigError {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, path),
-        Err(e) => Err(ConfigError {
-            problems: vec![ConfigProblem {
-                file: path.to_path_buf(),
-                line: None,
-                key: String::new(),
-                message: format!("cannot read the config file: {e}"),
-            }],
-        }),
+        Err(e) => Err(unreadable(path, &e)),
     }
 }
 
 /// Validate `text` as if read from `path` (relative paths in it resolve against its folder).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let (config, problems) = parse_all(text, path)?;
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// Read `path` and report every problem found, with the config built despite them (a bad
+/// or missing value replaced by its default): what `portcullis check` also checks the
+/// material of. An error only when the file cannot be read or is not TOML.
+pub fn load_all(path: &Path) -> Result<(Config, Vec<ConfigProblem>), ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_all(&text, path),
+        Err(e) => Err(unreadable(path, &e)),
+    }
+}
+
+/// [`parse`], but a config is returned with the problems whenever the text is TOML.
+pub fn parse_all(text: &str, path: &Path) -> Result<(Config, Vec<ConfigProblem>), ConfigError> {
     let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base = source.parent().map(Path::to_path_buf).unwrap_or_default();
     let fail = |offset: Option<usize>, message: String| ConfigError {
@@ -86,26 +100,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let doc = toml_edit::Document::parse(text)
         .map_err(|e| fail(e.span().map(|s| s.start), first_line(e.message())))?;
-    let de = toml::Deserializer::parse(text)
-        .map_err(|e| fail(e.span().map(|s| s.start), first_line(e.message())))?;
-    let mut unknown = Vec::new();
-    let raw: RawConfig = serde_ignored::deserialize(de, |p| unknown.push(segments(&p)))
-        .map_err(|e| fail(e.span().map(|s| s.start), first_line(e.message())))?;
+    let shaped = shape::deserialize(text).map_err(|u| fail(u.offset, u.message))?;
 
     let mut b = Builder {
         base,
         issues: Vec::new(),
     };
-    for path in unknown {
+    for path in shaped.unknown {
         b.unknown_key(path);
     }
-    let config = b.config(raw, source);
-    if b.issues.is_empty() {
-        return Ok(config);
-    }
-    let problems = b
+    let config = b.config(shaped.raw, source);
+    // A value of the wrong type was left out before the builder ran: its "missing"
+    // (or default) is not a second problem.
+    let typed: Vec<KeyPath> = shaped.issues.iter().map(|i| i.path.clone()).collect();
+    b.issues.retain(|i| !typed.contains(&i.path));
+    let problems = shaped
         .issues
         .into_iter()
+        .chain(b.issues)
         .map(|issue| ConfigProblem {
             file: path.to_path_buf(),
             line: locate(&doc, &issue.path).map(|o| line_of(text, o)),
@@ -113,7 +125,35 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             message: issue.message,
         })
         .collect();
-    Err(ConfigError { problems })
+    Ok((config, problems))
+}
+
+/// The line of `key` (as problems name it, e.g. `auth.jwt.idp.jwks_url`) in `text`, or of
+/// the deepest part of it present.
+pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut path = Vec::new();
+    for part in key.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(name) = pieces.next().filter(|n| !n.is_empty()) {
+            path.push(Seg::Key(name.to_owned()));
+        }
+        for index in pieces {
+            path.push(Seg::Index(index.trim_end_matches(']').parse().ok()?));
+        }
+    }
+    locate(&doc, &path).map(|o| line_of(text, o))
+}
+
+fn unreadable(path: &Path, e: &std::io::Error) -> ConfigError {
+    ConfigError {
+        problems: vec![ConfigProblem {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        }],
+    }
 }
 
 fn first_line(s: &str) -> String {
@@ -126,24 +166,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-fn segments(p: &serde_ignored::Path<'_>) -> KeyPath {
-    use serde_ignored::Path as P;
-    let mut out = match p {
-        P::Root => return Vec::new(),
-        P::Seq { parent, .. }
-        | P::Map { parent, .. }
-        | P::Some { parent }
-        | P::NewtypeStruct { parent }
-        | P::NewtypeVariant { parent } => segments(parent),
-    };
-    match p {
-        P::Seq { index, .. } => out.push(Seg::Index(*index)),
-        P::Map { key, .. } => out.push(Seg::Key(key.clone())),
-        _ => {}
-    }
-    out
 }
 
 fn key_string(path: &[Seg]) -> String {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod assemble;
 pub mod build;
+pub mod cidr;
 pub mod crl_fetch;
 pub mod defaults;
 pub mod file;
@@ -25,6 +26,7 @@ mod log;
 pub(crate) mod reload;
 mod route;
 pub mod sessions;
+mod shape;
 pub mod sigv4;
 mod truststore;
 pub mod units;
@@ -33,10 +35,11 @@ mod upstream;
 #[cfg(test)]
 mod tests;
 
+pub use cidr::Cidr;
 pub use crl_fetch::CrlFetchConfig;
 pub use issuer::{Oauth2Config, Rate, RateLimit};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
-pub use load::{load, parse, ConfigError, ConfigProblem};
+pub use load::{line_of_key, load, load_all, parse, parse_all, ConfigError, ConfigProblem};
 pub use reload::{IdentityCacheConfig, ReloadConfig};
 pub use sessions::{ProfileConfig, RoleConfig, SessionsConfig, TrustAnchorConfig};
 pub use sigv4::Sigv4Config;
@@ -108,6 +111,9 @@ pub struct ListenerLimits {
     /// What the request check does with header names and paths that backends read in
     /// different ways; copied into each connection's `ConnInfo`.
     pub requests: RequestRules,
+    /// Peers whose `X-Forwarded-For` is kept (the peer address appended); from any other
+    /// peer it is replaced by the peer address. Matched once per connection, at accept.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// A listener's rules for requests that mean one thing to the gateway and another to some

@@ -47,6 +47,9 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     /// The listener's `headers_with_underscores` and `path_parameters` (copied at accept).
     pub requests: RequestRules,
+    /// The peer is one of the listener's `trusted_proxies`: its `X-Forwarded-For` is kept
+    /// and the peer appended; from anyone else it is replaced (set at accept).
+    pub trusted_proxy: bool,
     pub identity: Option<ForwardedIdentity>,
     pub activity: Activity,
     /// The presented chain and the truststore generation it was verified under.
@@ -192,6 +195,7 @@ impl ConnInfo {
             peer_ip,
             listener,
             requests: RequestRules::default(),
+            trusted_proxy: false,
             identity,
             activity: Activity::default(),
             trust: ConnTrust::default(),

@@ -67,6 +67,17 @@ pub fn now_secs() -> i64 {
 }
 
 impl RevocationStore {
+    /// Whether the file at `path` would open (a missing one is empty): what `check` says.
+    pub fn check(path: &Path) -> Result<(), String> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<Revoked>(&bytes)
+                .map(drop)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
     /// Open `state_dir/file_name`, creating `state_dir` (mode 0700) when missing. A file
     /// that exists but cannot be read is an error: revocations must never be lost quietly.
     pub fn open(state_dir: &Path, file_name: &str) -> Result<RevocationStore, String> {

@@ -2,8 +2,9 @@
 //!
 //! Requests: hop-by-hop headers removed (those named in `Connection` too; `te: trailers` is
 //! kept, for gRPC), every incoming identity header stripped (`x-forwarded-client-cert`,
-//! `x-client-*`) so a client can never forge one, `x-forwarded-for/-proto/-host` set, then
-//! the verified identity added. Responses: hop-by-hop headers removed.
+//! `x-client-*`) so a client can never forge one, `x-forwarded-for/-proto/-host` set (an
+//! incoming `x-forwarded-for` is kept, the peer appended, only from a `trusted_proxies`
+//! peer; otherwise replaced by the peer address), then the verified identity added. Responses: hop-by-hop headers removed.
 //!
 //! A header name with `_` is handled by the listener's `headers_with_underscores` (drop,
 //! reject → 400, or allow), in the same pass over the names. CGI, WSGI and PHP backends
@@ -66,7 +67,14 @@ pub fn rewrite_request(
     remove_hop_by_hop(headers, true);
     strip_client_headers(headers, conn)?;
 
-    let xff = match headers.get(&X_FORWARDED_FOR) {
+    // A client's own `X-Forwarded-For` would reach the backend as if the gateway had
+    // added it: only a peer in the listener's `trusted_proxies` gets its value kept.
+    let prior = if conn.trusted_proxy {
+        headers.get(&X_FORWARDED_FOR)
+    } else {
+        None
+    };
+    let xff = match prior {
         Some(prior) => {
             let mut v = Vec::with_capacity(prior.len() + 2 + conn.peer_ip.len());
             v.extend_from_slice(prior.as_bytes());
@@ -314,13 +322,25 @@ mod tests {
     }
 
     #[test]
-    fn appends_to_x_forwarded_for_and_drops_te_other_than_trailers() {
+    fn appends_to_a_trusted_proxys_x_forwarded_for_and_drops_te_other_than_trailers() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
         h.insert("te", HeaderValue::from_static("gzip"));
-        rewrite_request(&mut h, &conn(), None).unwrap();
+        let mut proxy = conn();
+        proxy.trusted_proxy = true;
+        rewrite_request(&mut h, &proxy, None).unwrap();
         assert_eq!(h["x-forwarded-for"], "192.0.2.1, 10.0.0.7");
         assert!(!h.contains_key("te"));
         assert!(!h.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn replaces_x_forwarded_for_from_a_peer_that_is_not_a_trusted_proxy() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        rewrite_request(&mut h, &conn(), None).unwrap();
+        let all: Vec<_> = h.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(all, ["10.0.0.7"]);
     }
 }

@@ -17,7 +17,8 @@
 //! 4. **authorize** ([`crate::policy`]) — the route's allow-list → 403.
 //! 5. **forward** ([`headers`], [`crate::upstream`]) — forged identity headers removed and
 //!    header names with `_` handled by the listener's `headers_with_underscores` (`reject`
-//!    → 400), identity headers set, body streamed with the route's size limit (413); a
+//!    → 400), a `jwt:` bearer token removed (unless its provider has `forward_token`),
+//!    identity headers set, body streamed with the route's size limit (413); a
 //!    pooled connection → 502 / 504, or a builtin ([`crate::builtin`]) answers in process.
 //! 6. **respond** — hop-by-hop headers removed, body streamed back.
 //! 7. **log** — metrics at response head; the access-log line when the body ends.
@@ -254,6 +255,11 @@ async fn process(
         )
     })?;
     snapshot.jwt.strip_forwarded(&mut parts.headers);
+    // The client's bearer token stays here unless its provider says `forward_token`: a
+    // backend that saw it could replay it. (A SigV4 `Authorization` is never stripped.)
+    if proved.strip_bearer {
+        parts.headers.remove(header::AUTHORIZATION);
+    }
     if let Some(token) = &proved.token {
         for (name, value) in &token.forward {
             parts.headers.insert(name.clone(), value.clone());

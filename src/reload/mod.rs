@@ -15,7 +15,8 @@
 //! ones; open connections re-check their identity before their next request
 //! ([`crate::proxy::recheck`]). Listener and admin addresses, worker counts, the access log,
 //! `[reload]` and `[identity_cache]` are fixed at start: a change is reported as needing a
-//! restart and the rest of the reload still applies.
+//! restart (`restart_required`, by key, against the config the process started with, so
+//! every later reload reports it again until a restart) and the rest of the reload applies.
 
 pub mod crl_fetch;
 pub mod watch;
@@ -87,6 +88,11 @@ pub struct Reloader {
     /// The last good CRL of each `[[truststore.crl_fetch]]` URL.
     crls: Arc<CrlStore>,
     loaded: Mutex<Loaded>,
+    /// The config the process started with: what the settings fixed at start (addresses,
+    /// workers, limits, log, providers) still run on. `restart_required` compares the
+    /// file with this, not with the last reload, so every reload keeps reporting a change
+    /// that has not taken effect.
+    started: Arc<Config>,
     /// For the CRL fetch tasks the reloader starts and stops.
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -107,6 +113,7 @@ impl Reloader {
             shared,
             fixed,
             crls,
+            started: Arc::new(config.clone()),
             loaded: Mutex::new(Loaded {
                 config,
                 generation,
@@ -203,15 +210,18 @@ impl Reloader {
         trigger: Trigger,
     ) -> Result<Reloaded, ReloadFailed> {
         let old = loaded.config.clone();
+        let started = self.started.clone();
         let generation = loaded.generation + 1;
         let fixed = self.fixed.clone();
         let crls = self.crls.clone();
-        let built = tokio::task::spawn_blocking(move || build_all(&old, generation, &fixed, &crls))
-            .await
-            .unwrap_or_else(|e| Built {
-                fingerprint: None,
-                result: Err(vec![format!("reload task failed: {e}")]),
-            });
+        let built = tokio::task::spawn_blocking(move || {
+            build_all(&old, &started, generation, &fixed, &crls)
+        })
+        .await
+        .unwrap_or_else(|e| Built {
+            fingerprint: None,
+            result: Err(vec![format!("reload task failed: {e}")]),
+        });
         if built.fingerprint.is_some() {
             loaded.seen = built.fingerprint;
         }
@@ -278,8 +288,15 @@ struct Built {
     result: Result<Parts, Vec<String>>,
 }
 
-/// Read and build everything; blocking (file I/O and certificate parsing).
-fn build_all(old: &Config, generation: u64, fixed: &Fixed, crls: &CrlStore) -> Built {
+/// Read and build everything; blocking (file I/O and certificate parsing). `old` is the
+/// config in use (its file is read again), `started` the one the process started with.
+fn build_all(
+    old: &Config,
+    started: &Config,
+    generation: u64,
+    fixed: &Fixed,
+    crls: &CrlStore,
+) -> Built {
     let config = match config::load(&old.source) {
         Ok(c) => c,
         Err(e) => {
@@ -291,7 +308,7 @@ fn build_all(old: &Config, generation: u64, fixed: &Fixed, crls: &CrlStore) -> B
     };
     let fingerprint = Some(watch::fingerprint(&config));
     let fetched = crls.for_config(&config.truststore.crl_fetch);
-    let result = build_parts(old, config, generation, fixed, &fetched);
+    let result = build_parts(started, config, generation, fixed, &fetched);
     Built {
         fingerprint,
         result,
@@ -299,16 +316,16 @@ fn build_all(old: &Config, generation: u64, fixed: &Fixed, crls: &CrlStore) -> B
 }
 
 fn build_parts(
-    old: &Config,
+    started: &Config,
     config: Config,
     generation: u64,
     fixed: &Fixed,
     fetched: &[FetchedCrl],
 ) -> Result<Parts, Vec<String>> {
-    if config.listeners.len() != old.listeners.len() {
+    if config.listeners.len() != started.listeners.len() {
         return Err(vec![format!(
             "the number of listeners changed ({} → {}): that needs a restart",
-            old.listeners.len(),
+            started.listeners.len(),
             config.listeners.len()
         )]);
     }
@@ -318,49 +335,107 @@ fn build_parts(
     let snapshot = build_snapshot(&config).map_err(|e| reasons.push(e.to_string()));
     match (trust, snapshot) {
         (Ok(trust), Ok(snapshot)) => {
-            let restart = restart_required(old, &config);
+            let restart = restart_required(started, &config);
             Ok((config, trust, snapshot, restart))
         }
         _ => Err(reasons),
     }
 }
 
-/// Settings that differ but only apply at start.
-fn restart_required(old: &Config, new: &Config) -> Vec<String> {
+/// Settings fixed at start whose value in `new` differs from what runs (`started`), by
+/// key; a section that differs only in a key not named here is reported whole.
+fn restart_required(started: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    for (i, (a, b)) in old.listeners.iter().zip(&new.listeners).enumerate() {
-        if a.address != b.address {
-            out.push(format!("listener[{i}].address"));
+    for (i, (a, b)) in started.listeners.iter().zip(&new.listeners).enumerate() {
+        let mut diff = |key: &str, x: String, y: String| {
+            if x != y {
+                out.push(format!("listener[{i}].{key}"));
+            }
+        };
+        diff("address", a.address.to_string(), b.address.to_string());
+        diff("workers", a.workers.to_string(), b.workers.to_string());
+        let named = out.len();
+        for ((key, x), (_, y)) in limit_fields(&a.limits)
+            .into_iter()
+            .zip(limit_fields(&b.limits))
+        {
+            if x != y {
+                out.push(format!("listener[{i}].{key}"));
+            }
         }
-        if a.workers != b.workers {
-            out.push(format!("listener[{i}].workers"));
-        }
-        if format!("{:?}", a.limits) != format!("{:?}", b.limits) {
+        if out.len() == named && format!("{:?}", a.limits) != format!("{:?}", b.limits) {
             out.push(format!("listener[{i}] limits"));
         }
     }
-    if old.admin.as_ref().map(|a| a.address) != new.admin.as_ref().map(|a| a.address) {
+    if started.admin.as_ref().map(|a| a.address) != new.admin.as_ref().map(|a| a.address) {
         out.push("admin.address".to_owned());
     }
-    if format!("{:?}", old.log) != format!("{:?}", new.log) {
+    let before = out.len();
+    if started.log.level != new.log.level {
+        out.push("log.level".to_owned());
+    }
+    if format!("{:?}", started.log.access_log) != format!("{:?}", new.log.access_log) {
+        out.push("log.access_log".to_owned());
+    }
+    if out.len() == before && format!("{:?}", started.log) != format!("{:?}", new.log) {
         out.push("log".to_owned());
     }
-    if old.reload != new.reload {
-        out.push("reload".to_owned());
-    }
-    if old.identity_cache != new.identity_cache {
-        out.push("identity_cache".to_owned());
-    }
-    if format!("{:?}", old.jwt) != format!("{:?}", new.jwt) {
-        out.push("auth.jwt".to_owned());
-    }
-    if format!("{:?}", old.sigv4) != format!("{:?}", new.sigv4) {
-        out.push("auth.sigv4".to_owned());
-    }
-    if old.oauth2 != new.oauth2 {
-        out.push("issuer.oauth2".to_owned());
-    }
+    let sections = [
+        ("reload", started.reload != new.reload),
+        (
+            "identity_cache",
+            started.identity_cache != new.identity_cache,
+        ),
+        (
+            "auth.jwt",
+            format!("{:?}", started.jwt) != format!("{:?}", new.jwt),
+        ),
+        (
+            "auth.sigv4",
+            format!("{:?}", started.sigv4) != format!("{:?}", new.sigv4),
+        ),
+        ("issuer.oauth2", started.oauth2 != new.oauth2),
+    ];
+    out.extend(
+        sections
+            .into_iter()
+            .filter(|(_, differs)| *differs)
+            .map(|(name, _)| name.to_owned()),
+    );
     out
+}
+
+/// A listener's limits by key, as the file names them: each is copied into the listener's
+/// accept loop at start, so none changes on reload.
+fn limit_fields(l: &config::ListenerLimits) -> Vec<(&'static str, String)> {
+    vec![
+        ("handshake_timeout", format!("{:?}", l.handshake_timeout)),
+        (
+            "header_read_timeout",
+            format!("{:?}", l.header_read_timeout),
+        ),
+        ("idle_timeout", format!("{:?}", l.idle_timeout)),
+        ("max_header_size", l.max_header_size.to_string()),
+        ("max_connections", l.max_connections.to_string()),
+        (
+            "h2_max_concurrent_streams",
+            l.h2_max_concurrent_streams.to_string(),
+        ),
+        (
+            "h2_max_header_list_size",
+            l.h2_max_header_list_size.to_string(),
+        ),
+        ("drain_timeout", format!("{:?}", l.drain_timeout)),
+        (
+            "headers_with_underscores",
+            format!("{:?}", l.requests.headers_with_underscores),
+        ),
+        (
+            "path_parameters",
+            format!("{:?}", l.requests.path_parameters),
+        ),
+        ("trusted_proxies", format!("{:?}", l.trusted_proxies)),
+    ]
 }
 
 fn count(trigger: Trigger, result: &'static str) {

@@ -12,6 +12,7 @@
 //! Each connection takes the TLS acceptor and verifier of the truststore generation current
 //! when it is accepted ([`crate::state::TrustState`]); a reload swaps them for the next.
 
+mod check;
 mod connection;
 mod wire;
 
@@ -39,12 +40,12 @@ use crate::reload::{self, crl_fetch::CrlStore, Reloader};
 use crate::shutdown::stopped;
 use crate::state::{build_snapshot, build_trust, Fixed, Shared};
 use crate::telemetry::{self, metrics as m};
-use crate::tls::{self, CachingVerifier, ClientVerifier, IdentifyError, Truststore};
-use crate::upstream::Upstream;
+use crate::tls::{self, CachingVerifier, IdentifyError, Truststore};
 
 use connection::{serve, CloseCounters};
 
 pub use crate::state::StartError;
+pub use check::{check_remote, validate, validate_all, Finding};
 
 /// A started gateway. Dropping it does not stop it: call [`Running::shutdown`].
 pub struct Running {
@@ -235,73 +236,6 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     })
 }
 
-/// Everything `start` would build, without binding: each problem found, naming the
-/// config key it comes from. Used by `portcullis check`.
-pub fn validate(config: &Config) -> Vec<String> {
-    let mut problems = Vec::new();
-    let truststore = match Truststore::load(&config.truststore.dir) {
-        Ok(t) => {
-            if let Err(e) = t.check_roots_valid(std::time::SystemTime::now()) {
-                problems.push(format!("truststore.dir: {e}"));
-            }
-            Some(Arc::new(t))
-        }
-        Err(e) => {
-            problems.push(format!("truststore.dir: {e}"));
-            None
-        }
-    };
-    for (i, l) in config.listeners.iter().enumerate() {
-        if let Some(ts) = &truststore {
-            let verifier = Arc::new(ClientVerifier::new(
-                ts.clone(),
-                &config.truststore,
-                l.client_auth,
-            ));
-            if let Err(e) = tls::server_config(l, verifier) {
-                problems.push(format!("listener[{i}]: {e}"));
-            }
-        }
-    }
-    if let Some(f) = config
-        .sigv4
-        .as_ref()
-        .and_then(|s| s.credentials_file.as_ref())
-    {
-        if let Err(e) = FileCredentials::load(f) {
-            problems.push(format!("auth.sigv4.credentials_file: {e}"));
-        }
-    }
-    for (i, u) in config.upstreams.iter().enumerate() {
-        if let Err(e) = Upstream::from_config(u) {
-            problems.push(format!("upstream[{i}]: {}", e.message));
-        }
-    }
-    for j in &config.jwt {
-        if let Err(e) = crate::auth::jwt::check(j) {
-            problems.push(format!("auth.jwt.{}: {e}", j.name));
-        }
-    }
-    problems.extend(crate::issuer::oauth2::check::problems(config));
-    problems.extend(crate::issuer::sessions::check::problems(config));
-    for (i, t) in config
-        .sessions
-        .iter()
-        .flat_map(|s| s.trust_anchors.iter())
-        .enumerate()
-    {
-        match Truststore::load(&t.truststore.dir) {
-            Ok(ts) => {
-                if let Err(e) = ts.check_roots_valid(std::time::SystemTime::now()) {
-                    problems.push(format!("issuer.sessions.trust_anchor[{i}].truststore: {e}"));
-                }
-            }
-            Err(e) => problems.push(format!("issuer.sessions.trust_anchor[{i}].truststore: {e}")),
-        }
-    }
-    problems
-}
-
 impl Running {
     /// Stop accepting, let in-flight requests finish (each listener's `drain_timeout`), and
     /// return when every connection has ended or the drain time ran out.
@@ -450,6 +384,11 @@ fn accept(
 
         let mut conn_info = ConnInfo::new(peer, ctx.label.clone(), identity);
         conn_info.requests = ctx.limits.requests;
+        conn_info.trusted_proxy = ctx
+            .limits
+            .trusted_proxies
+            .iter()
+            .any(|c| c.contains(peer.ip()));
         if let Some(chain) = tls.get_ref().1.peer_certificates() {
             conn_info.trust.chain = chain.to_vec();
         }

@@ -50,7 +50,8 @@ pub struct Shared {
 /// piece of configuration at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("truststore {dir}: {source}")]
+    /// The source names the folder (or file) already.
+    #[error("{source}")]
     Truststore {
         dir: String,
         source: tls::TruststoreError,
@@ -77,6 +78,39 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error(transparent)]
     Issuer(#[from] IssuerStartError),
+}
+
+impl StartError {
+    /// The config key the error comes from, for its line in the file.
+    pub fn config_key(&self, config: &Config) -> Option<String> {
+        let listener = |address: &SocketAddr| {
+            let i = config
+                .listeners
+                .iter()
+                .position(|l| l.address == *address)?;
+            Some(format!("listener[{i}]"))
+        };
+        match self {
+            StartError::Truststore { .. } => Some("truststore.dir".into()),
+            StartError::Tls { address, .. } => listener(address),
+            StartError::Upstream(e) => {
+                let i = config.upstreams.iter().position(|u| u.name == e.name)?;
+                Some(format!("upstream[{i}]"))
+            }
+            StartError::Routes(_) => Some("route".into()),
+            StartError::Bind { address, .. } => listener(address).or_else(|| {
+                let admin = config.admin.as_ref()?;
+                (admin.address == *address).then(|| "admin.address".into())
+            }),
+            StartError::Jwt(e) => {
+                let j = config.jwt.iter().find(|j| j.name == e.name)?;
+                Some(j.source_key())
+            }
+            StartError::Sigv4Credentials(_) => Some("auth.sigv4.credentials_file".into()),
+            StartError::AccessLog(_) => Some("log.access_log".into()),
+            StartError::Issuer(_) => Some("issuer.oauth2".into()),
+        }
+    }
 }
 
 /// Routes and upstreams, built from the config (no I/O but upstream TLS material).

@@ -21,7 +21,9 @@ pub(crate) mod test_pki;
 
 pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
 pub use reason::handshake_failure;
-pub use server::{load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE};
+pub use server::{
+    check_listener, load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE,
+};
 pub use truststore::{
     CaInfo, CrlInfo, CrlRefusal, CrlSource, FetchedCrl, Truststore, TruststoreError,
 };

@@ -39,8 +39,9 @@ pub enum TlsError {
     #[error("{file}: {what}")]
     BadPem { file: PathBuf, what: String },
     #[error(
-        "{file}: private key is readable by group or others (mode {mode:04o}); \
-         fix with `chmod 600 {file}` or set key_permissions = \"warn\""
+        "{file}: private key is open to other users or writable by its group (mode {mode:04o}); \
+         fix with `chmod 600 {file}` (0440 or 0640 for a group-readable key, as a Kubernetes \
+         Secret with fsGroup mounts it) or set key_permissions = \"warn\""
     )]
     KeyPermissions { file: PathBuf, mode: u32 },
     #[error("private key {key} does not match the certificate {cert}: {what}")]
@@ -106,7 +107,10 @@ fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsErr
         source: ReadError::Io(e),
     })?;
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 == 0 {
+    // Group read is how a Kubernetes Secret mounted with `fsGroup` reaches a non-root
+    // process (0440): the group is the pod's own. What lets another user read the key
+    // (any bit for others) or replace it (group write) is refused.
+    if mode & 0o027 == 0 {
         return Ok(());
     }
     match permissions {
@@ -116,7 +120,7 @@ fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsErr
         }),
         KeyPermissions::Warn => {
             tracing::warn!(file = %path.display(), mode = format!("{mode:04o}"),
-                "private key is readable by group or others; fix with chmod 600");
+                "private key is open to other users or writable by its group; fix with chmod 600");
             Ok(())
         }
     }
@@ -141,28 +145,7 @@ pub fn server_config(
     let certs = load_certs(&listener.cert)?;
     let key = load_key(&listener.key, listener.key_permissions)?;
     let provider = Arc::new(super::server_provider());
-
-    let signing_key =
-        provider
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| TlsError::BadPem {
-                file: listener.key.clone(),
-                what: format!("unsupported private key: {e}"),
-            })?;
-    // `load_certs` never returns an empty chain; the leaf comes first.
-    if let Some(leaf) = certs.first() {
-        check_validity(&listener.cert, leaf, SystemTime::now())?;
-    }
-    let certified = CertifiedKey::new(certs, signing_key);
-    // Compares the leaf's public key with the key's. aws-lc-rs keys always know their
-    // public key, so `Unknown` (the provider cannot tell) is refused too: a pair that
-    // cannot be checked is not served.
-    certified.keys_match().map_err(|e| TlsError::KeyMismatch {
-        cert: listener.cert.clone(),
-        key: listener.key.clone(),
-        what: e.to_string(),
-    })?;
+    let certified = certify(listener, &provider, certs, key).map_err(|(_, e)| e)?;
 
     let versions: &[&rustls::SupportedProtocolVersion] = match listener.min_tls_version {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -180,6 +163,67 @@ pub fn server_config(
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     Ok(Arc::new(config))
+}
+
+/// Every problem of a listener's certificate and key, each with the key of the listener
+/// it comes from (`cert` or `key`): both files are read even when the first fails, which
+/// [`server_config`] does not (it stops at the first). What `portcullis check` reports.
+pub fn check_listener(listener: &ListenerConfig) -> Vec<(&'static str, TlsError)> {
+    let certs = load_certs(&listener.cert);
+    let key = load_key(&listener.key, listener.key_permissions);
+    match (certs, key) {
+        (Ok(certs), Ok(key)) => {
+            let provider = super::server_provider();
+            certify(listener, &provider, certs, key)
+                .err()
+                .into_iter()
+                .collect()
+        }
+        (certs, key) => certs
+            .err()
+            .map(|e| ("cert", e))
+            .into_iter()
+            .chain(key.err().map(|e| ("key", e)))
+            .collect(),
+    }
+}
+
+/// The chain and key as rustls serves them, refused when the key is unusable, the leaf is
+/// outside its validity period, or the key is not the leaf's; the error names the listener
+/// key at fault.
+fn certify(
+    listener: &ListenerConfig,
+    provider: &rustls::crypto::CryptoProvider,
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<CertifiedKey, (&'static str, TlsError)> {
+    let signing_key = provider.key_provider.load_private_key(key).map_err(|e| {
+        let what = format!("unsupported private key: {e}");
+        (
+            "key",
+            TlsError::BadPem {
+                file: listener.key.clone(),
+                what,
+            },
+        )
+    })?;
+    // `load_certs` never returns an empty chain; the leaf comes first.
+    if let Some(leaf) = certs.first() {
+        check_validity(&listener.cert, leaf, SystemTime::now()).map_err(|e| ("cert", e))?;
+    }
+    let certified = CertifiedKey::new(certs, signing_key);
+    // Compares the leaf's public key with the key's. aws-lc-rs keys always know their
+    // public key, so `Unknown` (the provider cannot tell) is refused too: a pair that
+    // cannot be checked is not served.
+    certified.keys_match().map_err(|e| {
+        let mismatch = TlsError::KeyMismatch {
+            cert: listener.cert.clone(),
+            key: listener.key.clone(),
+            what: e.to_string(),
+        };
+        ("key", mismatch)
+    })?;
+    Ok(certified)
 }
 
 /// Refuse a server certificate (the chain's leaf) that is expired or not yet valid at

@@ -48,6 +48,7 @@ fn listener(dir: &Path, client_auth: ClientAuth, perms: KeyPermissions) -> Liste
             h2_max_header_list_size: 16 * 1024,
             drain_timeout: Duration::from_secs(1),
             requests: Default::default(),
+            trusted_proxies: Vec::new(),
         },
     }
 }

@@ -51,15 +51,20 @@ pub enum TruststoreError {
     },
     #[error("truststore file {file}: {what}")]
     BadFile { file: PathBuf, what: String },
-    #[error("truststore {dir}: no trust anchors in {dir}/roots (at least one root CA is needed)")]
+    /// The configured folder itself is not there (or is not a folder).
+    #[error("truststore {dir}: {what}")]
+    Missing { dir: PathBuf, what: &'static str },
+    #[error("truststore {dir}: it has no roots/ folder (put at least one root CA in {dir}/roots)")]
+    NoRootsFolder { dir: PathBuf },
+    #[error("truststore {dir}: no root CA in {dir}/roots (at least one is needed)")]
     NoRoots { dir: PathBuf },
     #[error(
         "truststore file {file}: CRL signature does not verify with the key of its issuer {issuer}"
     )]
     CrlSignature { file: PathBuf, issuer: String },
     /// Every root is outside its validity period: the store would refuse every client.
-    #[error("no root CA in roots/ is valid now, so every client would be refused: {roots}")]
-    NoValidRoot { roots: String },
+    #[error("truststore {dir}: no root CA in roots/ is valid now, so every client would be refused: {roots}")]
+    NoValidRoot { dir: PathBuf, roots: String },
 }
 
 /// What the `/truststore` admin endpoint shows about one CA certificate.
@@ -159,10 +164,30 @@ impl Truststore {
 
     /// Load the folder, and use the `fetched` CRLs that verify against its CAs.
     pub fn load_with(dir: &Path, fetched: &[FetchedCrl]) -> Result<Truststore, TruststoreError> {
+        let missing = |what| TruststoreError::Missing {
+            dir: dir.to_path_buf(),
+            what,
+        };
+        match fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(missing("is not a folder")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(missing("the folder does not exist"))
+            }
+            Err(source) => {
+                return Err(TruststoreError::Io {
+                    dir: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
         let roots = load_ca_dir(&dir.join("roots"))?;
         if roots.is_empty() {
-            return Err(TruststoreError::NoRoots {
-                dir: dir.to_path_buf(),
+            let dir = dir.to_path_buf();
+            return Err(if dir.join("roots").is_dir() {
+                TruststoreError::NoRoots { dir }
+            } else {
+                TruststoreError::NoRootsFolder { dir }
             });
         }
         let intermediates = load_ca_dir(&dir.join("intermediates"))?;
@@ -326,7 +351,14 @@ impl Truststore {
                 }
             })
             .collect();
+        // `load_with` refuses a store without roots, so a root's file names the folder.
+        let dir = roots()
+            .next()
+            .and_then(|c| c.file.parent()?.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         Err(TruststoreError::NoValidRoot {
+            dir,
             roots: why.join("; "),
         })
     }

@@ -59,7 +59,13 @@ fn junk_pem_is_an_error_naming_the_file_and_backups_are_ignored() {
 fn missing_subfolders_are_empty_but_roots_are_required() {
     let dir = tempfile::tempdir().unwrap();
     let err = Truststore::load(dir.path()).unwrap_err();
-    assert!(matches!(err, TruststoreError::NoRoots { .. }));
+    assert!(
+        matches!(err, TruststoreError::NoRootsFolder { .. }),
+        "{err}"
+    );
+    std::fs::create_dir(dir.path().join("roots")).unwrap();
+    let err = Truststore::load(dir.path()).unwrap_err();
+    assert!(matches!(err, TruststoreError::NoRoots { .. }), "{err}");
     let root = root("Only Root");
     write_store(dir.path(), &[&root], &[], &[]);
     let store = Truststore::load(dir.path()).unwrap();

@@ -742,3 +742,32 @@ async fn background_refresh_is_conditional_and_picks_up_new_keys() {
     );
     gw.shutdown().await;
 }
+
+/// Issue 18, item 14: the backend never sees the client's bearer token unless the provider
+/// says `forward_token = true` (a backend that saw it could replay it elsewhere).
+#[tokio::test]
+async fn the_bearer_token_is_removed_before_forwarding_unless_forward_token() {
+    let ec = Signer::ec("e1");
+    let server = JwksServer::start(jwks(&[&ec])).await;
+    let pki = TestPki::new();
+    let leaf = pki.client("a");
+    let token = ec.sign(&claims(json!({})));
+    for (extra, forwarded) in [("", false), ("forward_token = true", true)] {
+        let gw = start_with(
+            &pki,
+            body("idp", &format!("jwks_url = \"{}\"", server.url()), extra),
+        )
+        .await;
+        let r = call(&gw, &pki, &leaf, "/orders", Some(&token), &[]).await;
+        assert_eq!(r.status, 200, "{extra}: {:?}", r.body);
+        let seen = r.json()["headers"].get("authorization").cloned();
+        if forwarded {
+            assert_eq!(seen, Some(json!([format!("Bearer {token}")])), "{extra}");
+        } else {
+            assert_eq!(seen, None, "the token reached the backend");
+            // The claims still arrive in their headers.
+            assert_eq!(r.json()["headers"]["x-client-sub"], json!(["svc-1"]));
+        }
+        gw.shutdown().await;
+    }
+}

@@ -180,6 +180,40 @@ pub fn check(cfg: &JwtConfig) -> Result<(), String> {
     }
 }
 
+/// What a start does first for a `jwks_url` provider, for `portcullis check`: fetch the
+/// key set once and parse it. Other sources, and a URL whose fetcher cannot be built
+/// (reported by [`check`]), pass.
+pub async fn check_first_fetch(cfg: &JwtConfig) -> Result<(), String> {
+    let JwksSource::Url(url) = &cfg.jwks else {
+        return Ok(());
+    };
+    let Ok(fetcher) = Fetcher::new(url, cfg.jwks_ca.as_deref(), JWKS_LIMITS) else {
+        return Ok(());
+    };
+    first_fetch(&fetcher, cfg).await.map(drop)
+}
+
+/// The first fetch of a URL source: the document, its key set and validators. The
+/// message names the URL.
+async fn first_fetch(
+    f: &Fetcher,
+    cfg: &JwtConfig,
+) -> Result<(Vec<u8>, Keyset, Validators), String> {
+    let url = match &cfg.jwks {
+        JwksSource::Url(url) => url.as_str(),
+        JwksSource::File(_) | JwksSource::Local => "",
+    };
+    match f.fetch(&Validators::default()).await {
+        Ok(Fetched::Updated(body, v)) => {
+            let set = Keyset::parse(&body, &cfg.algorithms)
+                .map_err(|e| format!("JWKS from {url}: {e}"))?;
+            Ok((body.to_vec(), set, v))
+        }
+        Ok(Fetched::NotModified) => Err(format!("first JWKS fetch: 304 (from {url})")),
+        Err(e) => Err(format!("first JWKS fetch failed: {e} (from {url})")),
+    }
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -187,6 +221,11 @@ fn now_secs() -> i64 {
 }
 
 impl Provider {
+    /// `forward_token`: whether the backend gets the client's bearer token.
+    pub fn forwards_token(&self) -> bool {
+        self.cfg.forward_token
+    }
+
     async fn load(cfg: JwtConfig, local: Option<Arc<Issuer>>) -> Result<Provider, JwtStartError> {
         let fail = |message: String| JwtStartError {
             name: cfg.name.clone(),
@@ -206,15 +245,7 @@ impl Provider {
                     .map_err(|e| fail(format!("the issuer's keys: {e}")))?;
                 (bytes.to_vec(), set, Validators::default())
             }
-            (Some(f), _) => match f.fetch(&Validators::default()).await {
-                Ok(Fetched::Updated(body, v)) => {
-                    let set = Keyset::parse(&body, &cfg.algorithms)
-                        .map_err(|e| fail(format!("JWKS from the issuer: {e}")))?;
-                    (body.to_vec(), set, v)
-                }
-                Ok(Fetched::NotModified) => return Err(fail("first JWKS fetch: 304".into())),
-                Err(e) => return Err(fail(format!("first JWKS fetch failed: {e}"))),
-            },
+            (Some(f), _) => first_fetch(f, &cfg).await.map_err(fail)?,
             (None, JwksSource::File(path)) => {
                 let bytes = std::fs::read(path)
                     .map_err(|e| fail(format!("jwks_file {}: {e}", path.display())))?;

@@ -30,6 +30,7 @@ fn cfg() -> JwtConfig {
             ),
         ],
         require_certificate_binding: false,
+        forward_token: false,
         jwks_ca: None,
         kid_miss_refetch_interval: Duration::from_secs(30),
     }

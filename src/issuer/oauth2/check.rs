@@ -8,36 +8,31 @@ use std::time::SystemTime;
 
 use crate::config::{AuthMethod, ClientAuth, Config};
 use crate::issuer::keys::{KeySet, ROTATION_WARNING_AGE};
+use crate::issuer::revocations::RevocationStore;
 
 use super::registry::Registry;
 
-pub fn problems(config: &Config) -> Vec<String> {
+/// Each problem with the config key it comes from (`issuer.oauth2.keys`, …).
+pub fn problems(config: &Config) -> Vec<(&'static str, String)> {
     let Some(o) = &config.oauth2 else {
         return Vec::new();
     };
     let mut out = Vec::new();
     if let Err(e) = KeySet::load(&o.keys) {
-        out.push(format!("issuer.oauth2.keys: {e}"));
+        out.push(("issuer.oauth2.keys", e.to_string()));
     }
-    match std::fs::read_to_string(&o.clients_file) {
-        Ok(text) => {
-            if let Err(e) = Registry::parse(&text) {
-                out.push(format!(
-                    "issuer.oauth2.clients_file {}: {e}",
-                    o.clients_file.display()
-                ));
-            }
-        }
-        Err(e) => out.push(format!(
-            "issuer.oauth2.clients_file {}: {e}",
-            o.clients_file.display()
-        )),
+    let clients = std::fs::read_to_string(&o.clients_file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Registry::parse(&text).map(drop).map_err(|e| e.to_string()));
+    if let Err(e) = clients {
+        let file = o.clients_file.display();
+        out.push(("issuer.oauth2.clients_file", format!("{file}: {e}")));
     }
     if o.state_dir.exists() && !o.state_dir.is_dir() {
-        out.push(format!(
-            "issuer.oauth2.state_dir {}: not a folder",
-            o.state_dir.display()
-        ));
+        let dir = o.state_dir.display();
+        out.push(("issuer.oauth2.state_dir", format!("{dir}: not a folder")));
+    } else if let Err(e) = RevocationStore::check(&o.state_dir.join(super::REVOCATIONS_FILE)) {
+        out.push(("issuer.oauth2.state_dir", e));
     }
     out
 }
