@@ -82,14 +82,14 @@ pub(super) fn deserialize(text: &str) -> Result<Shaped, Unplaced> {
             return Err(unplaced(None));
         };
         let placed = key_at(&current, offset).filter(|_| issues.len() < MAX_SHAPE_ERRORS);
-        let Some(path) = placed else {
+        let Some((path, found)) = placed else {
             return Err(unplaced(issues.is_empty().then_some(offset)));
         };
         let Some(next) = without(&current, &path) else {
             return Err(unplaced(issues.is_empty().then_some(offset)));
         };
         issues.push(Issue {
-            message: type_message(&message, &path),
+            message: type_message(&message, &path, Some(found)),
             path,
         });
         current = next;
@@ -97,57 +97,30 @@ pub(super) fn deserialize(text: &str) -> Result<Shaped, Unplaced> {
 }
 
 /// serde's `invalid type: integer `60`, expected a string` in the words of the config:
-/// what the key takes, then what was found.
-fn type_message(serde: &str, path: &[Seg]) -> String {
+/// what the key takes (by its name for durations and sizes, else serde's expectation),
+/// then what the file has there (`found`, read from the document).
+fn type_message(serde: &str, path: &[Seg], found: Option<String>) -> String {
     let key = match path.last() {
         Some(Seg::Key(k)) => k.as_str(),
         _ => "",
-    };
-    let rest = serde
-        .strip_prefix("invalid type: ")
-        .or_else(|| serde.strip_prefix("invalid value: "));
-    let (found, expected) = match rest.and_then(|r| r.split_once(", expected ")) {
-        Some((found, expected)) => (Some(found_words(found)), expected_words(expected)),
-        None => (None, expected_words("")),
     };
     let expected = if key.ends_with("_timeout")
         || key.ends_with("_interval")
         || key.ends_with("_delay")
         || DURATION_KEYS.contains(&key)
     {
-        "a duration like \"30s\"".to_owned()
+        Some("a duration like \"30s\"".to_owned())
     } else if SIZE_KEYS.contains(&key) {
-        "a size like \"16KiB\" or a number of bytes".to_owned()
+        Some("a size like \"16KiB\" or a number of bytes".to_owned())
     } else {
-        expected
+        serde
+            .split_once(", expected ")
+            .map(|(_, e)| expected_words(e))
     };
-    match found {
-        Some(found) if !expected.is_empty() => format!("expected {expected}, found {found}"),
-        _ if !expected.is_empty() && serde.contains("untagged enum") => {
-            format!("expected {expected}")
-        }
-        _ => serde.to_owned(),
-    }
-}
-
-/// `integer `60`` → `the integer 60`; `string "x"` → `the string "x"`; `sequence` → `an array`.
-fn found_words(found: &str) -> String {
-    let (kind, value) = match found.split_once(' ') {
-        Some((kind, value)) => (kind, Some(value.trim_matches('`'))),
-        None => (found, None),
-    };
-    let kind = match kind {
-        "sequence" => "an array",
-        "map" => "a table",
-        "integer" | "floating" | "string" | "boolean" | "character" => kind,
-        _ => return found.to_owned(),
-    };
-    match value {
-        Some(v) if !kind.starts_with("a") || kind == "boolean" => {
-            let kind = if kind == "floating" { "number" } else { kind };
-            format!("the {kind} {v}")
-        }
-        _ => kind.to_owned(),
+    match (expected, found) {
+        (Some(e), Some(f)) => format!("expected {e}, found {f}"),
+        (Some(e), None) => format!("expected {e}"),
+        (None, _) => serde.to_owned(),
     }
 }
 
@@ -164,13 +137,33 @@ fn expected_words(expected: &str) -> String {
     }
 }
 
-/// The key of the innermost value that spans `offset` in `text`.
-fn key_at(text: &str, offset: usize) -> Option<KeyPath> {
+/// A value as the message names it: `the integer 60`, `the string "x"`, `an array`.
+fn describe(v: &toml_edit::Value) -> String {
+    use toml_edit::Value;
+    let shown = v.to_string();
+    let shown = shown.trim();
+    match v {
+        Value::String(_) => format!("the string {shown}"),
+        Value::Integer(_) => format!("the integer {shown}"),
+        Value::Float(_) => format!("the number {shown}"),
+        Value::Boolean(_) => format!("the boolean {shown}"),
+        Value::Datetime(_) => format!("the date {shown}"),
+        Value::Array(_) => "an array".into(),
+        Value::InlineTable(_) => "a table".into(),
+    }
+}
+
+/// The key of the innermost value that spans `offset` in `text`, and that value described.
+fn key_at(text: &str, offset: usize) -> Option<(KeyPath, String)> {
     let doc = toml_edit::Document::parse(text).ok()?;
     in_table(doc.as_table(), offset, &[])
 }
 
-fn in_table(t: &dyn toml_edit::TableLike, offset: usize, path: &[Seg]) -> Option<KeyPath> {
+fn in_table(
+    t: &dyn toml_edit::TableLike,
+    offset: usize,
+    path: &[Seg],
+) -> Option<(KeyPath, String)> {
     use toml_edit::Item;
     for (key, item) in t.iter() {
         let here = k(path, key);
@@ -190,7 +183,7 @@ fn in_table(t: &dyn toml_edit::TableLike, offset: usize, path: &[Seg]) -> Option
     None
 }
 
-fn in_value(v: &toml_edit::Value, offset: usize, path: KeyPath) -> Option<KeyPath> {
+fn in_value(v: &toml_edit::Value, offset: usize, path: KeyPath) -> Option<(KeyPath, String)> {
     use toml_edit::Value;
     let span = v.span()?;
     if !span.contains(&offset) {
@@ -206,7 +199,7 @@ fn in_value(v: &toml_edit::Value, offset: usize, path: KeyPath) -> Option<KeyPat
             .find_map(|(i, v)| in_value(v, offset, ix(&path, i))),
         _ => None,
     };
-    Some(inner.unwrap_or(path))
+    inner.or_else(|| Some((path, describe(v))))
 }
 
 /// `text` without the value at `path` (for an array element, without the whole array:
@@ -257,4 +250,84 @@ pub(super) fn segments(p: &serde_ignored::Path<'_>) -> KeyPath {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deserialize;
+    use crate::config::build::Seg;
+
+    fn messages(text: &str) -> Vec<(String, String)> {
+        let shaped = deserialize(text).unwrap_or_else(|u| panic!("{}", u.message));
+        shaped
+            .issues
+            .into_iter()
+            .map(|i| {
+                let key: Vec<String> = i
+                    .path
+                    .iter()
+                    .map(|s| match s {
+                        Seg::Key(k) => k.clone(),
+                        Seg::Index(n) => format!("[{n}]"),
+                    })
+                    .collect();
+                (key.join("."), i.message)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_value_of_the_wrong_type_is_named_in_config_words() {
+        let text = r#"
+[[listener]]
+idle_timeout = 60
+max_header_size = true
+workers = -1
+
+[[route]]
+methods = ["GET", 7]
+tls = 1
+
+[[upstream]]
+tls = { ca = 5 }
+
+[log]
+level = ["debug"]
+"#;
+        let got = messages(text);
+        let want = [
+            (
+                "listener.[0].idle_timeout",
+                "expected a duration like \"30s\", found the integer 60",
+            ),
+            (
+                "listener.[0].max_header_size",
+                "expected a size like \"16KiB\" or a number of bytes, found the boolean true",
+            ),
+            (
+                "listener.[0].workers",
+                "expected a whole number, found the integer -1",
+            ),
+            (
+                "route.[0].methods.[1]",
+                "expected a string, found the integer 7",
+            ),
+            (
+                "upstream.[0].tls.ca",
+                "expected a string, found the integer 5",
+            ),
+            ("log.level", "expected a string, found an array"),
+        ];
+        for (key, message) in want {
+            assert!(
+                got.iter().any(|(k, m)| k == key && m == message),
+                "{key}: {message}\n{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_without_type_errors_has_no_issues() {
+        assert!(messages("[[listener]]\nidle_timeout = \"60s\"\n").is_empty());
+    }
 }

@@ -103,8 +103,10 @@ pub fn validate_all(config: &Config) -> Vec<Finding> {
     }
     // The routes, once their upstreams build (else each would repeat an upstream's error).
     if snapshot_parts_ok {
-        if let Err(e) = crate::state::build_snapshot(config) {
-            out.push(Finding::error("route", e));
+        match crate::state::build_snapshot(config) {
+            Ok(_) => {}
+            Err(crate::state::StartError::Routes(e)) => out.push(Finding::error("route", e)),
+            Err(e) => out.push(Finding::error("", e)),
         }
     }
     if let Err(e) = access_log_writable(&config.log.access_log) {
