@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use portcullis::{cli, quickstart};
 
@@ -16,10 +16,20 @@ use portcullis::{cli, quickstart};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--version`: the crate version, the git revision and the build profile (build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("PORTCULLIS_GIT_REVISION"),
+    ", ",
+    env!("PORTCULLIS_BUILD_PROFILE"),
+    " build)"
+);
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",
-    version,
+    version = LONG_VERSION,
     about = "An mTLS gateway for machine-to-machine traffic"
 )]
 struct Cli {
@@ -63,6 +73,12 @@ enum Command {
     /// Manage the session issuer's sealing keys.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Print a shell completion script, e.g. `portcullis completions bash >
+    /// /etc/bash_completion.d/portcullis`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,6 +237,15 @@ fn main() -> ExitCode {
         }
         Command::Sessions(SessionsCommand::Keys(SessionsKeysCommand::Rotate { dir })) => {
             cli::sessions_keys_rotate(&dir)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "portcullis",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
         }
     }
 }

@@ -259,7 +259,7 @@ async fn header_form_over_h1_and_h2_forwards_the_principal() {
     common::assert_metric_at_least(
         &metrics,
         "portcullis_auth_sigv4_verifications_total",
-        &["result=\"ok\"", "reason=\"ok\""],
+        &["result=\"accepted\"", "reason=\"ok\""],
         1.0,
     );
     assert!(

@@ -88,7 +88,7 @@ fn respond(req: &Request<Incoming>, ready: &AtomicBool) -> Response<Full<Bytes>>
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            telemetry::prometheus().render(),
+            telemetry::render(),
         ),
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/readyz") => {

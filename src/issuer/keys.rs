@@ -301,11 +301,11 @@ impl<S: KeyFolder> Keys<S> {
                     let (keys, current) = set.summary();
                     tracing::info!(issuer = this.issuer, keys, current, "keys reloaded");
                     this.current.store(Arc::new(set));
-                    "ok"
+                    "success"
                 }
                 Err(e) => {
                     tracing::warn!(issuer = this.issuer, error = %e, "keys refused; keeping the last good set");
-                    "invalid"
+                    "failure"
                 }
             };
             metrics::counter!(m::ISSUER_KEY_RELOADS_TOTAL, "issuer" => this.issuer, "result" => result)

@@ -45,6 +45,15 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every trigger, for the counters registered at 0 when the reloader starts.
+    pub const ALL: [Trigger; 5] = [
+        Trigger::Api,
+        Trigger::Signal,
+        Trigger::Watch,
+        Trigger::Poll,
+        Trigger::CrlFetch,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Trigger::Api => "api",
@@ -108,6 +117,13 @@ impl Reloader {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         let seen = Some(watch::fingerprint(&config));
+        // Present at 0 from the start, so an alert on failures sees the series before one.
+        for trigger in Trigger::ALL {
+            for result in ["success", "failure"] {
+                metrics::counter!(m::RELOAD_TOTAL, "kind" => trigger.label(), "result" => result)
+                    .increment(0);
+            }
+        }
         crls.reconcile(&config.truststore.crl_fetch, &shared, &shutdown, None);
         Reloader {
             shared,

@@ -79,6 +79,13 @@ struct ConnMetrics {
 
 impl ConnMetrics {
     fn new(label: &Arc<str>) -> ConnMetrics {
+        // Refusals are present at 0 from the start (every reason), not first seen when one
+        // happens.
+        for (result, reason) in tls::handshake_refusal_labels() {
+            metrics::counter!(m::TLS_HANDSHAKES_TOTAL, "listener" => label.clone(),
+                "result" => result, "reason" => reason)
+            .increment(0);
+        }
         ConnMetrics {
             connections: metrics::counter!(m::LISTENER_CONNECTIONS_TOTAL, "listener" => label.clone()),
             active: metrics::gauge!(m::LISTENER_CONNECTIONS_ACTIVE, "listener" => label.clone()),
@@ -124,6 +131,7 @@ impl HttpBuilders {
 /// piece has been built, so a bad certificate never leaves a half-started gateway.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     telemetry::prometheus();
+    tls::register_verification_counters();
     let fixed = Fixed::new(config)?;
     let crls = Arc::new(CrlStore::default());
     if !config.truststore.crl_fetch.is_empty() {

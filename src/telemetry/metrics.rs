@@ -2,6 +2,14 @@
 //! fixed sets (route names from the config, reason kinds, status codes), never from a raw
 //! path, token or identity.
 
+/// Always 1, labelled with the build's `version` (Cargo.toml) and git `revision` (`unknown`
+/// when built outside a git checkout).
+pub const BUILD_INFO: &str = "portcullis_build_info";
+/// The standard process metrics (no prefix, as every Prometheus client library names them),
+/// read from `/proc/self` on each scrape: see [`super::process`].
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
 /// Requests answered, by `route` (or `none`) and `status`.
 pub const HTTP_REQUESTS_TOTAL: &str = "portcullis_http_requests_total";
 /// Time from request head to response head, by `route`.
@@ -64,13 +72,13 @@ pub const AUTH_JWT_CACHE_MISSES_TOTAL: &str = "portcullis_auth_jwt_cache_misses_
 /// JWKS fetches and file reloads by `provider`, `trigger` (`schedule` | `kid_miss` | `file`)
 /// and `result` (`updated` | `not_modified` | `invalid` | `failed`).
 pub const AUTH_JWKS_FETCHES_TOTAL: &str = "portcullis_auth_jwks_fetches_total";
-/// SigV4 verifications by `result` (`ok` | `refused`) and `reason` (a fixed `sigv4_*` label).
+/// SigV4 verifications by `result` (`accepted` | `rejected`) and `reason` (a fixed `sigv4_*` label).
 pub const SIGV4_VERIFICATIONS_TOTAL: &str = "portcullis_auth_sigv4_verifications_total";
 /// SigV4 signing keys found in the per-scope cache.
 pub const SIGV4_KEY_CACHE_HITS_TOTAL: &str = "portcullis_auth_sigv4_key_cache_hits_total";
 /// SigV4 signing keys derived (not cached, or the secret changed).
 pub const SIGV4_KEY_CACHE_MISSES_TOTAL: &str = "portcullis_auth_sigv4_key_cache_misses_total";
-/// Credentials-file reloads by `result` (`ok` | `error`).
+/// Credentials-file reloads by `result` (`success` | `failure`).
 pub const SIGV4_CREDENTIAL_RELOADS_TOTAL: &str = "portcullis_auth_sigv4_credential_reloads_total";
 /// Token requests to `[issuer.oauth2]` by `client` (a registered client_id, else `unknown`),
 /// `result` (`issued` | `refused`) and `reason` (`ok` or a fixed refusal label).
@@ -79,7 +87,7 @@ pub const ISSUER_TOKENS_TOTAL: &str = "portcullis_issuer_tokens_total";
 pub const ISSUER_REVOCATIONS_TOTAL: &str = "portcullis_issuer_revocations_total";
 /// Issuer-endpoint requests refused by a rate limit, by `limit` (`per_client` | `per_address`).
 pub const ISSUER_RATE_LIMITED_TOTAL: &str = "portcullis_issuer_rate_limited_total";
-/// Client-registry reloads by `result` (`ok` | `invalid`: the previous registry stays).
+/// Client-registry reloads by `result` (`success` | `failure`: the previous registry stays).
 pub const ISSUER_REGISTRY_RELOADS_TOTAL: &str = "portcullis_issuer_registry_reloads_total";
-/// Signing-key folder reloads by `issuer` and `result` (`ok` | `invalid`).
+/// Signing-key folder reloads by `issuer` and `result` (`success` | `failure`).
 pub const ISSUER_KEY_RELOADS_TOTAL: &str = "portcullis_issuer_key_reloads_total";

@@ -1,6 +1,8 @@
 //! Metrics and the diagnostic log (the access log is [`crate::access_log`]).
 
+mod describe;
 pub mod metrics;
+pub mod process;
 pub mod request_metrics;
 
 use std::sync::OnceLock;
@@ -28,8 +30,36 @@ pub fn prometheus() -> &'static PrometheusHandle {
         if ::metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
+        describe::describe_all();
+        ::metrics::gauge!(metrics::BUILD_INFO, "version" => VERSION, "revision" => REVISION)
+            .set(1.0);
+        // Counters that would otherwise first appear when something goes wrong are present
+        // at 0 from the start, so `rate()` and alerts see them before the first event.
+        for result in ["success", "failure"] {
+            ::metrics::counter!(metrics::SIGV4_CREDENTIAL_RELOADS_TOTAL, "result" => result)
+                .increment(0);
+        }
+        for reason in ["revoked", "untrusted"] {
+            ::metrics::counter!(metrics::REVOKED_CONNECTIONS_TOTAL, "reason" => reason)
+                .increment(0);
+        }
+        ::metrics::counter!(metrics::ACCESS_LOG_DROPPED_TOTAL).increment(0);
         handle
     })
+}
+
+/// The crate version (Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision the binary was built from (`build.rs`; `unknown` outside a checkout).
+pub const REVISION: &str = env!("PORTCULLIS_GIT_REVISION");
+/// The cargo profile the binary was built with (`debug` or `release`).
+pub const PROFILE: &str = env!("PORTCULLIS_BUILD_PROFILE");
+
+/// The `/metrics` body: the recorder's families, then the process metrics read now.
+pub fn render() -> String {
+    let mut out = prometheus().render();
+    process::Sample::read().render_into(&mut out);
+    out
 }
 
 /// Install the diagnostic log (stderr, `tracing`), filtered by `RUST_LOG` or `level`.

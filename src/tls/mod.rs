@@ -20,7 +20,7 @@ pub mod verifier;
 pub(crate) mod test_pki;
 
 pub use cache::{CachedIdentity, CachingVerifier, IdentifyError, IdentityCache};
-pub use reason::handshake_failure;
+pub use reason::{handshake_failure, handshake_refusal_labels, register_verification_counters};
 pub use server::{
     check_listener, load_certs, load_key, server_config, TlsError, SESSION_CACHE_SIZE,
 };

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rustls::{CertificateError, Error, InvalidMessage, OtherError};
 
-use super::verifier::Rejection;
+use super::verifier::{RejectReason, Rejection};
 
 impl Rejection {
     /// The error the handshake fails with (see the module docs).
@@ -47,6 +47,33 @@ pub fn handshake_failure(err: &Error) -> (&'static str, &'static str) {
             InvalidMessage::HandshakePayloadTooLarge | InvalidMessage::CertificatePayloadTooLarge,
         ) => ("rejected", "certificate_too_large"),
         _ => ("failed", "protocol"),
+    }
+}
+
+/// Every `(result, reason)` pair a refused or failed handshake is counted under, so a
+/// listener can register them at 0 before the first one happens.
+pub fn handshake_refusal_labels() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let certificate = RejectReason::ALL
+        .into_iter()
+        .map(|r| ("rejected", r.label()));
+    [
+        ("rejected", "no_certificate"),
+        ("rejected", "invalid_certificate"),
+        ("rejected", "certificate_too_large"),
+        ("failed", "protocol"),
+        ("failed", "timeout"),
+        ("failed", "io"),
+    ]
+    .into_iter()
+    .chain(certificate)
+}
+
+/// Register the client-certificate verification counters at 0 (every reason).
+pub fn register_verification_counters() {
+    use crate::telemetry::metrics::TLS_CLIENT_CERT_VERIFICATIONS_TOTAL as V;
+    metrics::counter!(V, "result" => "accepted", "reason" => "ok").increment(0);
+    for r in RejectReason::ALL {
+        metrics::counter!(V, "result" => "rejected", "reason" => r.label()).increment(0);
     }
 }
 

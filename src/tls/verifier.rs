@@ -63,6 +63,26 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, for the counters registered at 0 before the first refusal.
+    pub const ALL: [RejectReason; 16] = [
+        RejectReason::UnknownIssuer,
+        RejectReason::Expired,
+        RejectReason::NotYetValid,
+        RejectReason::Revoked,
+        RejectReason::UnknownRevocationStatus,
+        RejectReason::ExpiredCrl,
+        RejectReason::BadEku,
+        RejectReason::BadSignature,
+        RejectReason::WeakKey,
+        RejectReason::CaAsLeaf,
+        RejectReason::ChainTooLong,
+        RejectReason::NameConstraints,
+        RejectReason::BadEncoding,
+        RejectReason::UnsupportedAlgorithm,
+        RejectReason::Profile,
+        RejectReason::Invalid,
+    ];
+
     pub fn label(&self) -> &'static str {
         match self {
             RejectReason::UnknownIssuer => "unknown_issuer",

@@ -460,7 +460,7 @@ async fn the_registry_hot_reloads_and_a_broken_file_keeps_the_previous_one() {
     while common::metric(
         &s.gw.metrics().await,
         "portcullis_issuer_registry_reloads_total",
-        &["result=\"invalid\""],
+        &["result=\"failure\""],
     ) < 1.0
     {
         assert!(

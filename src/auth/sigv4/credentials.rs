@@ -142,12 +142,13 @@ impl FileCredentials {
             Ok(keys) => {
                 let n = keys.len();
                 self.keys.store(Arc::new(keys));
-                metrics::counter!(m::SIGV4_CREDENTIAL_RELOADS_TOTAL, "result" => "ok").increment(1);
+                metrics::counter!(m::SIGV4_CREDENTIAL_RELOADS_TOTAL, "result" => "success")
+                    .increment(1);
                 tracing::info!(path = %self.path.display(), credentials = n, "sigv4 credentials reloaded");
                 true
             }
             Err(e) => {
-                metrics::counter!(m::SIGV4_CREDENTIAL_RELOADS_TOTAL, "result" => "error")
+                metrics::counter!(m::SIGV4_CREDENTIAL_RELOADS_TOTAL, "result" => "failure")
                     .increment(1);
                 tracing::error!(path = %self.path.display(), error = %e, "sigv4 credentials not reloaded; keeping the previous ones");
                 false

@@ -245,7 +245,7 @@ impl Verifier {
             max_payload_buffer: config.max_payload_buffer,
             source,
             key_cache: ArcSwap::from_pointee(HashMap::new()),
-            verified_ok: metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "ok", "reason" => "ok"),
+            verified_ok: metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "accepted", "reason" => "ok"),
             key_hits: metrics::counter!(m::SIGV4_KEY_CACHE_HITS_TOTAL),
             key_misses: metrics::counter!(m::SIGV4_KEY_CACHE_MISSES_TOTAL),
         }
@@ -256,7 +256,7 @@ impl Verifier {
         let r = self.check(req, now);
         match &r {
             Ok(_) => self.verified_ok.increment(1),
-            Err(e) => metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "refused", "reason" => e.reason())
+            Err(e) => metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "rejected", "reason" => e.reason())
                 .increment(1),
         }
         r

@@ -2,7 +2,7 @@
 //! an immutable [`Registry`] and swapped whole when the file changes (polled every 250 ms,
 //! so a change applies within 1 s). A file that does not parse or validate keeps the
 //! previous registry; the problem is logged with its line and counted
-//! (`portcullis_issuer_registry_reloads_total{result="invalid"}`).
+//! (`portcullis_issuer_registry_reloads_total{result="failure"}`).
 //!
 //! Secrets are never stored: `secret_hash` is `sha256:` + 64 hex digits for a generated
 //! 256-bit secret (a fast hash is enough for a random secret of that size; compared in
@@ -288,12 +288,12 @@ impl Clients {
                             "oauth2 client registry reloaded"
                         );
                         this.current.store(Arc::new(reg));
-                        "ok"
+                        "success"
                     }
                     Err(e) => {
                         tracing::error!(file = %this.path.display(), error = %e,
                         "oauth2 client registry refused; the previous one stays in use");
-                        "invalid"
+                        "failure"
                     }
                 };
                 metrics::counter!(m::ISSUER_REGISTRY_RELOADS_TOTAL, "result" => result)
