@@ -6,6 +6,11 @@
 //! prints curl commands that show an accepted client, a client without a certificate, a
 //! revoked client, the allow-list at work, and an OAuth2 client (`demo-client`, its secret
 //! printed once when the folder is made) getting a token and calling a route with it.
+//!
+//! A folder made earlier is reused only while it still holds what the printed steps
+//! promise (alice and ops valid, mallory revoked, nothing expired); otherwise quickstart
+//! refuses and says what changed. Its CRLs are re-signed on reuse, so an old demo folder
+//! never serves CRLs near their nextUpdate.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -65,7 +70,18 @@ pub fn run(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> ExitCode {
 pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> Result<PathBuf, String> {
     let pki_dir = dir.join("pki");
     let mut pki = if pki_dir.join("index.toml").exists() {
-        DevPki::open(&pki_dir).map_err(|e| e.to_string())?
+        let mut pki = DevPki::open(&pki_dir).map_err(|e| e.to_string())?;
+        let changed = changes(&pki);
+        if !changed.is_empty() {
+            return Err(format!(
+                "{} was changed since quickstart made it ({}), so the steps it prints would                  not hold; remove it (rm -r {}) or pass --dir with a new folder",
+                dir.display(),
+                changed.join("; "),
+                dir.display()
+            ));
+        }
+        pki.refresh_crls().map_err(|e| e.to_string())?;
+        pki
     } else {
         DevPki::init(&pki_dir).map_err(|e| e.to_string())?
     };
@@ -99,6 +115,29 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> Result<Path
     std::fs::write(&config_path, doc.to_string())
         .map_err(|e| format!("{}: {e}", config_path.display()))?;
     Ok(config_path)
+}
+
+/// How a reused demo PKI differs from what the printed steps promise.
+fn changes(pki: &DevPki) -> Vec<String> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    let expected = CLIENTS
+        .iter()
+        .map(|(name, _, revoked)| (*name, *revoked))
+        .chain([("server", false)]);
+    for (name, want_revoked) in expected {
+        let Some(st) = pki.status(name, now) else {
+            continue; // missing ones are issued now
+        };
+        if st.revoked != want_revoked {
+            let is = if st.revoked { "revoked" } else { "not revoked" };
+            out.push(format!("{name} is {is}"));
+        }
+        if st.expired {
+            out.push(format!("{name}'s certificate has expired"));
+        }
+    }
+    out
 }
 
 /// The demo client and a signing key, unless the folder has them. Returns the new
@@ -138,15 +177,20 @@ fn print_instructions(
     println!();
     println!("# 1. alice has a valid client certificate: 200, and the echo shows the identity it received");
     println!("curl -sS {ca} {} {url}/hello", client("alice"));
-    println!("# 2. no client certificate: the TLS handshake is refused");
+    println!("# 2. the same over HTTP/2 (ALPN h2): prints 2");
+    println!(
+        "curl -sS --http2 {ca} {} -o /dev/null -w '%{{http_version}}\\n' {url}/hello",
+        client("alice")
+    );
+    println!("# 3. no client certificate: the TLS handshake is refused");
     println!("curl -sS {ca} {url}/hello");
-    println!("# 3. mallory's certificate is revoked (CRL): refused");
+    println!("# 4. mallory's certificate is revoked (CRL): refused");
     println!("curl -sS {ca} {} {url}/hello", client("mallory"));
-    println!("# 4. /admin allows only spiffe://demo.test/ops/*: alice gets 403, ops gets 200");
+    println!("# 5. /admin allows only spiffe://demo.test/ops/*: alice gets 403, ops gets 200");
     println!("curl -sS {ca} {} {url}/admin", client("alice"));
     println!("curl -sS {ca} {} {url}/admin", client("ops"));
     if let Some(admin) = admin {
-        println!("# 5. metrics");
+        println!("# 6. metrics");
         println!("curl -sS http://{admin}/metrics");
     }
     match secret {
@@ -155,9 +199,9 @@ fn print_instructions(
                 "curl -sS {ca} {} -u {DEMO_CLIENT}:{secret} -d grant_type=client_credentials {url}/oauth2/token",
                 client("alice")
             );
-            println!("# 6. OAuth2: {DEMO_CLIENT} gets an access token (its secret is shown only now), bound to alice's certificate");
+            println!("# 7. OAuth2: {DEMO_CLIENT} gets an access token (its secret is shown only now), bound to alice's certificate");
             println!("{token}");
-            println!("# 7. ... and calls a route that wants a token with scope orders/read");
+            println!("# 8. ... and calls a route that wants a token with scope orders/read");
             println!(
                 "curl -sS {ca} {} -H \"Authorization: Bearer $({token} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\" {url}/orders/1",
                 client("alice")

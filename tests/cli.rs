@@ -128,17 +128,11 @@ fn quickstart_curl_commands_work() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo");
     let mut child = Command::new(BIN)
-        .args([
-            "quickstart",
-            "--dir",
-            demo.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ])
+        .args(quickstart_args(&demo))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("stderr")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -155,7 +149,7 @@ fn quickstart_curl_commands_work() {
     }
     let run = |cmd: &str| Command::new("sh").args(["-c", cmd]).output().unwrap();
     let result = std::panic::catch_unwind(|| {
-        assert_eq!(commands.len(), 8, "{commands:?}");
+        assert_eq!(commands.len(), 9, "{commands:?}");
         let alice = run(&commands[0]);
         let out = String::from_utf8_lossy(&alice.stdout);
         assert!(
@@ -168,27 +162,34 @@ fn quickstart_curl_commands_work() {
                 && out.contains("spiffe://demo.test/client/alice"),
             "{out}"
         );
+        let h2 = run(&commands[1]);
+        assert_eq!(
+            String::from_utf8_lossy(&h2.stdout).trim(),
+            "2",
+            "the HTTP/2 step: {}",
+            String::from_utf8_lossy(&h2.stderr)
+        );
         assert!(
-            !run(&commands[1]).status.success(),
+            !run(&commands[2]).status.success(),
             "no certificate: handshake refused"
         );
-        assert!(!run(&commands[2]).status.success(), "revoked: refused");
-        let denied = String::from_utf8_lossy(&run(&commands[3]).stdout).into_owned();
+        assert!(!run(&commands[3]).status.success(), "revoked: refused");
+        let denied = String::from_utf8_lossy(&run(&commands[4]).stdout).into_owned();
         assert!(denied.contains("\"forbidden\""), "{denied}");
-        let ops = String::from_utf8_lossy(&run(&commands[4]).stdout).into_owned();
+        let ops = String::from_utf8_lossy(&run(&commands[5]).stdout).into_owned();
         assert!(ops.contains("spiffe://demo.test/ops/ops1"), "{ops}");
-        let metrics = String::from_utf8_lossy(&run(&commands[5]).stdout).into_owned();
+        let metrics = String::from_utf8_lossy(&run(&commands[6]).stdout).into_owned();
         assert!(
             metrics.contains("portcullis_tls_handshakes_total"),
             "{metrics}"
         );
         // The demo OAuth2 client: a token, then a route called with it.
-        let token = String::from_utf8_lossy(&run(&commands[6]).stdout).into_owned();
+        let token = String::from_utf8_lossy(&run(&commands[7]).stdout).into_owned();
         assert!(
             token.contains("\"access_token\"") && token.contains("\"token_type\":\"Bearer\""),
             "{token}"
         );
-        let called = String::from_utf8_lossy(&run(&commands[7]).stdout).into_owned();
+        let called = String::from_utf8_lossy(&run(&commands[8]).stdout).into_owned();
         assert!(
             called.contains("\"x-client-id\"") && called.contains("demo-client"),
             "{called}"
@@ -204,6 +205,86 @@ fn quickstart_curl_commands_work() {
     }
     assert_eq!(status.and_then(|s| s.code()), Some(0));
     assert!(Path::new(&demo.join("portcullis.toml")).exists());
+    // A fresh demo's CRLs are far from their nextUpdate: no hygiene warning at start.
+    let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(!log.contains("nextUpdate"), "{log}");
+}
+
+#[test]
+fn quickstart_refuses_a_demo_folder_that_no_longer_matches_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let pki = demo.join("pki");
+    // The folder quickstart makes, then alice revoked by hand.
+    let made = portcullis::quickstart::prepare(
+        &demo,
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    assert!(made.is_ok(), "{made:?}");
+    let crl = pki.join("truststore/crls/intermediate.crl.pem");
+    let before = std::fs::read(&crl).unwrap();
+    // Reused while it matches: the CRLs are re-signed (fresh nextUpdate).
+    assert!(portcullis::quickstart::prepare(
+        &demo,
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap()
+    )
+    .is_ok());
+    assert_ne!(
+        std::fs::read(&crl).unwrap(),
+        before,
+        "CRLs re-signed on reuse"
+    );
+    let revoke = portcullis(&["pki", "revoke", pki.to_str().unwrap(), "alice"]);
+    assert!(revoke.status.success());
+    let out = Command::new(BIN)
+        .args(quickstart_args(&demo))
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a changed demo folder must not be reused silently"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("alice is revoked") && stderr.contains("rm -r"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn two_dev_pkis_have_distinct_ca_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let subject = |name: &str| {
+        let d = dir.path().join(name);
+        assert!(portcullis(&["pki", "init", d.to_str().unwrap()])
+            .status
+            .success());
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-subject", "-in"])
+            .arg(d.join("ca/root.pem"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    ensure_tool("openssl", "openssl");
+    let (a, b) = (subject("a"), subject("b"));
+    assert!(a.contains("portcullis dev root CA "), "{a}");
+    assert_ne!(a, b, "two demo PKIs must not look alike");
+}
+
+/// `quickstart` on `demo`, both listeners on free ports.
+fn quickstart_args(demo: &Path) -> [&str; 7] {
+    [
+        "quickstart",
+        "--dir",
+        demo.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]
 }
 
 fn wait_with_timeout(

@@ -31,7 +31,7 @@ const INTERMEDIATE_VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 3600)
 /// How far back notBefore and thisUpdate are set, to tolerate clock skew between hosts.
 pub(crate) const BACKDATE: Duration = Duration::from_secs(60);
 /// nextUpdate of every CRL, counted from now.
-pub(crate) const CRL_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const CRL_VALIDITY: Duration = Duration::from_secs(60 * 24 * 3600);
 /// Length of random serial numbers.
 const SERIAL_LEN: usize = 16;
 
@@ -126,11 +126,19 @@ impl Ca {
     }
 }
 
-/// Generates the root CA (self-signed).
-pub(crate) fn generate_root(now: OffsetDateTime) -> Result<NewCa, PkiError> {
+/// A random suffix for the CA names of one PKI (`a1b2c3d4`), so two demo PKIs side by side
+/// never look alike (an anchor of one is never mistaken for the other's in a log line).
+pub(crate) fn name_suffix() -> Result<String, PkiError> {
+    let mut bytes = [0u8; 4];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| PkiError::Random)?;
+    Ok(hex::encode(bytes))
+}
+
+/// Generates the root CA (self-signed), named `ROOT_CN suffix`.
+pub(crate) fn generate_root(now: OffsetDateTime, suffix: &str) -> Result<NewCa, PkiError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let params = ca_params(
-        ROOT_CN,
+        &format!("{ROOT_CN} {suffix}"),
         BasicConstraints::Constrained(1),
         ROOT_VALIDITY,
         now,
@@ -142,11 +150,15 @@ pub(crate) fn generate_root(now: OffsetDateTime) -> Result<NewCa, PkiError> {
     })
 }
 
-/// Generates the intermediate CA, signed by `root`.
-pub(crate) fn generate_intermediate(root: &Ca, now: OffsetDateTime) -> Result<NewCa, PkiError> {
+/// Generates the intermediate CA, signed by `root`, named `INTERMEDIATE_CN suffix`.
+pub(crate) fn generate_intermediate(
+    root: &Ca,
+    now: OffsetDateTime,
+    suffix: &str,
+) -> Result<NewCa, PkiError> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = ca_params(
-        INTERMEDIATE_CN,
+        &format!("{INTERMEDIATE_CN} {suffix}"),
         BasicConstraints::Constrained(0),
         INTERMEDIATE_VALIDITY,
         now,

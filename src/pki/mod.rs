@@ -90,6 +90,13 @@ pub struct Issued {
     pub serial: String,
 }
 
+/// The state of one issued certificate ([`DevPki::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertStatus {
+    pub revoked: bool,
+    pub expired: bool,
+}
+
 impl DevPki {
     /// Creates DIR (must not already hold a PKI; an existing empty dir is fine): root CA,
     /// intermediate CA, both CRLs, the truststore and an empty index.
@@ -108,7 +115,8 @@ impl DevPki {
         }
         let now = OffsetDateTime::now_utc();
 
-        let root = ca::generate_root(now)?;
+        let suffix = ca::name_suffix()?;
+        let root = ca::generate_root(now, &suffix)?;
         write_private_key(&paths.root_key, &root.key_pem)?;
         write_atomic(&paths.root_cert, root.cert_pem.as_bytes())?;
         let root = Ca::load(
@@ -118,7 +126,7 @@ impl DevPki {
             &paths.root_key,
         )?;
 
-        let int = ca::generate_intermediate(&root, now)?;
+        let int = ca::generate_intermediate(&root, now, &suffix)?;
         write_private_key(&paths.intermediate_key, &int.key_pem)?;
         write_atomic(&paths.intermediate_cert, int.cert_pem.as_bytes())?;
         let intermediate = Ca::load(
@@ -233,6 +241,16 @@ impl DevPki {
     /// `DIR/ca/root.pem`: what a client trusts for the server.
     pub fn root_cert(&self) -> PathBuf {
         CaPaths::new(&self.dir).root_cert
+    }
+
+    /// Whether NAME, if it was issued, is revoked or past its notAfter at `now`.
+    pub fn status(&self, name: &str, now: OffsetDateTime) -> Option<CertStatus> {
+        let entry = self.index.find(name)?;
+        let expired = index::parse_time(&entry.not_after).map_or(true, |t| t <= now);
+        Some(CertStatus {
+            revoked: entry.revoked_at.is_some(),
+            expired,
+        })
     }
 
     /// The files of NAME, if it was issued (revoked or not).
