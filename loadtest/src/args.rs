@@ -123,6 +123,18 @@ pub struct RunArgs {
     /// Write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write the latencies as an HdrHistogram interval log (one histogram per second, µs).
+    #[arg(long)]
+    pub hdr: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency over time, percentile curve).
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Fail (exit 99) when more than this share of requests failed, e.g. `1%` or `0.01`.
+    #[arg(long, value_parser = crate::verdict::parse_rate)]
+    pub max_error_rate: Option<f64>,
+    /// Fail (exit 99) when the p99 latency is above this, e.g. `50ms`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_p99: Option<Duration>,
     /// No progress line.
     #[arg(short, long)]
     pub quiet: bool,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -11,10 +11,16 @@ use serde::Serialize;
 /// Highest latency the histogram records, in microseconds (longer is clamped).
 const MAX_LATENCY_US: u64 = 120_000_000;
 
+/// Length of one interval of the latency-over-time series (`--hdr`, `--html`).
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
 /// Statistics of one worker; merged at the end.
 #[derive(Debug, Clone)]
 pub struct Stats {
     pub latency_us: Histogram<u64>,
+    /// The same latencies, one histogram per [`INTERVAL`] since the run began (by when the
+    /// request finished). Auto-resizing, so a quiet interval costs little memory.
+    pub intervals: Vec<Histogram<u64>>,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
     pub handshakes_full: u64,
@@ -27,6 +33,7 @@ impl Default for Stats {
             // Bounds 1..MAX with 3 significant figures are valid constants: cannot fail.
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("constant histogram bounds are valid"),
+            intervals: Vec::new(),
             ok: 0,
             errors: BTreeMap::new(),
             handshakes_full: 0,
@@ -41,6 +48,25 @@ impl Stats {
         let _ = self.latency_us.record(us);
     }
 
+    /// Record a latency that ended `at` after the run began, also in its interval.
+    pub fn record_at(&mut self, latency: Duration, at: Duration) {
+        self.record(latency);
+        let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
+        let i = (at.as_micros() / INTERVAL.as_micros()) as usize;
+        let h = self.interval(i);
+        let _ = h.record(us);
+    }
+
+    /// The histogram of interval `i`, created (with the ones before it) if missing.
+    fn interval(&mut self, i: usize) -> &mut Histogram<u64> {
+        while self.intervals.len() <= i {
+            // 3 significant figures is a valid constant: cannot fail.
+            let h = Histogram::new(3).expect("constant significant figures are valid");
+            self.intervals.push(h);
+        }
+        &mut self.intervals[i]
+    }
+
     pub fn error(&mut self, class: String) {
         *self.errors.entry(class).or_default() += 1;
     }
@@ -52,6 +78,10 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         // Same bounds on both sides: add cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+        for (i, h) in other.intervals.iter().enumerate() {
+            // Auto-resizing: add cannot fail.
+            let _ = self.interval(i).add(h);
+        }
         self.ok += other.ok;
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_default() += v;
@@ -137,6 +167,18 @@ pub struct Report {
     pub latency_ms: Latency,
     pub errors: BTreeMap<String, u64>,
     pub client: Client,
+    /// The run's latencies, for `--hdr` and `--html` (not in the JSON).
+    #[serde(skip)]
+    pub series: Series,
+}
+
+/// The latency histograms behind a report: the whole run and each [`INTERVAL`].
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// When the run began (wall clock).
+    pub started: SystemTime,
+    pub total: Histogram<u64>,
+    pub intervals: Vec<Histogram<u64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -222,6 +264,13 @@ impl Report {
                 cpu_s: cpu.as_secs_f64(),
                 threads: info.threads,
                 bottleneck: crate::cpu::is_bottleneck(cpu, wall, info.threads),
+            },
+            series: Series {
+                started: SystemTime::now()
+                    .checked_sub(wall)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+                total: s.latency_us.clone(),
+                intervals: s.intervals.clone(),
             },
         }
     }

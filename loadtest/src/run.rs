@@ -36,6 +36,8 @@ pub struct Plan {
     pub auth: Auth,
     pub timeout: Duration,
     pub live: Live,
+    /// When the run began: the origin of the latency intervals.
+    pub start: Instant,
 }
 
 /// Counters the progress line reads.
@@ -100,6 +102,7 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
         auth,
         timeout: args.timeout,
         live: Live::default(),
+        start,
     });
     let cpu0 = crate::cpu::process_cpu().unwrap_or_default();
     let progress = (!args.quiet).then(|| tokio::spawn(progress(plan.clone(), args.threads)));
@@ -225,7 +228,7 @@ fn settle(
     match outcome {
         Ok(status) if status.is_success() || status.is_redirection() => {
             s.ok += 1;
-            s.record(latency);
+            s.record_at(latency, plan.start.elapsed());
             plan.live.ok.fetch_add(1, Ordering::Relaxed);
         }
         Ok(status) => {

@@ -2,6 +2,8 @@
 //! its successes, and a revoked identity in the rotated folder shows up as the TLS alert
 //! class `tls_alert:certificate_revoked`. No timing is asserted.
 
+mod common;
+
 use std::fs;
 
 use clap::Parser;
@@ -9,15 +11,10 @@ use loadtest::args::{Cli, Cmd};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_successes_and_revoked_identities_by_alert_name() {
-    loadtest::init_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let spec = loadtest::pki::PkiSpec {
-        clients: 3,
-        revoked: 1,
-        server_names: vec!["localhost".into()],
-    };
-    loadtest::pki::generate(&pki, &spec).unwrap();
+    let gw = common::start(dir.path(), 3, 1).await;
+    let pki = gw.pki.clone();
+    let running = gw.running;
     // The folder the harness rotates through: three valid identities and a revoked one.
     let ids = dir.path().join("ids");
     fs::create_dir(&ids).unwrap();
@@ -27,21 +24,10 @@ async fn reports_successes_and_revoked_identities_by_alert_name() {
             fs::copy(&p, ids.join(p.file_name().unwrap())).unwrap();
         }
     }
-    let config = dir.path().join("portcullis.toml");
-    fs::write(
-        &config,
-        "[[listener]]\naddress = \"127.0.0.1:0\"\ncert = \"pki/server/server.pem\"\nkey = \"pki/server/server.key\"\n\n\
-         [truststore]\ndir = \"pki/truststore\"\n\n[[upstream]]\nname = \"echo\"\nbuiltin = \"echo\"\n\n\
-         [[route]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"echo\"\n\n[log]\naccess_log = \"off\"\nlevel = \"warn\"\n",
-    )
-    .unwrap();
-    let cfg = portcullis::config::load(&config).unwrap_or_else(|e| panic!("{e}"));
-    let running = portcullis::server::start(&cfg).await.unwrap();
-    let addr = running.listeners[0];
 
     let json = dir.path().join("report.json");
     let ca = pki.join("ca-bundle.pem");
-    let url = format!("https://{addr}/hello");
+    let url = gw.url;
     let cli = Cli::parse_from([
         "loadtest",
         "run",
