@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# promtool (tests/exposition.rs runs `promtool check metrics` on /metrics) ships in Debian's
+# prometheus package.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test clients: ${missing[*]}"
   SUDO=""
@@ -17,7 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Python clients (PyJWT, botocore, authlib, requests-oauthlib), pinned in tests/requirements.txt, in a
+# Python clients (PyJWT, botocore, authlib, requests-oauthlib) and the Kubernetes schema
+# validator (kubernetes-validate, for deploy/kubernetes/), pinned in tests/requirements.txt, in a
 # project-local venv; the tests find its python through PORTCULLIS_TEST_PYTHON.
 command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null || {
   SUDO=""
