@@ -19,8 +19,20 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::telemetry::init_logging(&config.log.level);
+    init_logging(&config.log);
     serve(&config, |_| {})
+}
+
+/// The diagnostic log as `[log]` says: `format` JSON or text, by default text only when
+/// stderr is a terminal.
+pub fn init_logging(log: &config::LogConfig) {
+    use std::io::IsTerminal;
+    let json = match log.format {
+        config::LogFormat::Json => true,
+        config::LogFormat::Text => false,
+        config::LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    crate::telemetry::init_logging_as(&log.level, json);
 }
 
 /// Build a runtime for `config`, start the gateway, call `started` with it, and serve until

@@ -45,6 +45,23 @@ impl ErrorKind {
         }
     }
 
+    /// Whether the gateway refused the request (the client's doing or its lack of rights),
+    /// as opposed to failing it: refusals get an `info` line in the diagnostic log.
+    pub fn is_refusal(self) -> bool {
+        match self {
+            ErrorKind::BadRequest
+            | ErrorKind::Unauthenticated
+            | ErrorKind::Forbidden
+            | ErrorKind::SignatureRejected
+            | ErrorKind::NoRoute
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::PayloadTooLarge => true,
+            ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout | ErrorKind::Internal => {
+                false
+            }
+        }
+    }
+
     /// The stable name used in the header, the JSON body, logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -72,6 +89,9 @@ pub struct GatewayError {
     /// AWS error code (`SignatureDoesNotMatch`, ...) for SigV4 failures: sent as the JSON
     /// body's `__type` and the `x-amzn-errortype` header.
     pub aws_code: Option<&'static str>,
+    /// `Allow` header of a 405 (RFC 9110 §15.5.6): the methods the path does take. Boxed:
+    /// every phase returns this error, and clippy holds `Result`'s error to 128 bytes.
+    pub allow: Option<Box<HeaderValue>>,
 }
 
 impl GatewayError {
@@ -98,7 +118,25 @@ impl GatewayError {
             message: message.into(),
             challenge: None,
             aws_code: None,
+            allow: None,
         }
+    }
+
+    /// 405 with `Allow: <methods>` (comma-separated, as RFC 9110 §10.2.1 lists them).
+    pub fn method_not_allowed<'m>(
+        methods: impl IntoIterator<Item = &'m str>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        let mut listed: Vec<&str> = Vec::new();
+        for m in methods {
+            if !listed.contains(&m) {
+                listed.push(m);
+            }
+        }
+        let mut e = GatewayError::new(ErrorKind::MethodNotAllowed, message);
+        // Method names are tokens (visible ASCII), so the joined list is a valid value.
+        e.allow = HeaderValue::from_str(&listed.join(", ")).ok().map(Box::new);
+        e
     }
 
     /// A SigV4 failure in AWS's vocabulary.
@@ -108,6 +146,7 @@ impl GatewayError {
             message: message.into(),
             aws_code: Some(code),
             challenge: None,
+            allow: None,
         }
     }
 
@@ -133,6 +172,9 @@ impl GatewayError {
         if let Some(code) = self.aws_code {
             headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
         }
+        if let Some(allow) = &self.allow {
+            headers.insert(header::ALLOW, (**allow).clone());
+        }
         resp
     }
 }
@@ -156,5 +198,13 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
         assert_eq!(v["error"], "forbidden");
         assert_eq!(v["message"], "not allowed on this route");
+    }
+
+    #[test]
+    fn a_405_lists_each_allowed_method_once() {
+        let e = GatewayError::method_not_allowed(["GET", "POST", "GET"], "no");
+        let resp = e.to_response();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()[header::ALLOW], "GET, POST");
     }
 }

@@ -58,7 +58,7 @@ pub fn run(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::telemetry::init_logging(&config.log.level);
+    cli::init_logging(&config.log);
     cli::serve(&config, |running| {
         let gw = running.listeners.first().copied().unwrap_or(listen);
         print_instructions(dir, &config_path, gw, running.admin, secret.as_deref());

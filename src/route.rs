@@ -60,7 +60,8 @@ pub struct Router {
 
 pub enum RouteMatch<'a> {
     Found(&'a Arc<Route>),
-    MethodNotAllowed,
+    /// The path matches only routes for other methods: theirs, in route order (`Allow`).
+    MethodNotAllowed(Vec<&'a Method>),
     NotFound,
 }
 
@@ -123,18 +124,19 @@ impl Router {
         let Some(group) = self.groups.iter().find(|g| g.pattern.matches(host)) else {
             return RouteMatch::NotFound;
         };
-        let mut method_mismatch = false;
+        let mut allowed: Vec<&Method> = Vec::new();
         for route in &group.routes {
             if !prefix_matches(&route.path_prefix, path, route.case_sensitive) {
                 continue;
             }
             match &route.methods {
-                Some(ms) if !ms.contains(method) => method_mismatch = true,
+                // Only a refused request pays for collecting the other routes' methods.
+                Some(ms) if !ms.contains(method) => allowed.extend(ms),
                 _ => return RouteMatch::Found(route),
             }
         }
-        if method_mismatch {
-            RouteMatch::MethodNotAllowed
+        if !allowed.is_empty() {
+            RouteMatch::MethodNotAllowed(allowed)
         } else {
             RouteMatch::NotFound
         }
@@ -249,7 +251,7 @@ mod tests {
     fn found(r: &Router, host: &str, path: &str, method: &str) -> Option<String> {
         match r.find(host, path, &Method::from_bytes(method.as_bytes()).unwrap()) {
             RouteMatch::Found(route) => Some(route.name.to_string()),
-            RouteMatch::MethodNotAllowed => Some("405".into()),
+            RouteMatch::MethodNotAllowed(_) => Some("405".into()),
             RouteMatch::NotFound => None,
         }
     }
@@ -302,6 +304,10 @@ mod tests {
         assert_eq!(found(&r, "h", "/data", "GET").as_deref(), Some("ro"));
         assert_eq!(found(&r, "h", "/data", "POST").as_deref(), Some("405"));
         assert_eq!(found(&r, "h", "/nothing", "POST"), None);
+        let RouteMatch::MethodNotAllowed(allowed) = r.find("h", "/data", &Method::POST) else {
+            panic!("POST /data: expected 405");
+        };
+        assert_eq!(allowed, [&Method::GET, &Method::HEAD]);
     }
 
     #[test]

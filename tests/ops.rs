@@ -207,3 +207,146 @@ async fn world_readable_server_key_is_refused_unless_warn() {
         .expect("warn lets it start");
     running.shutdown().await;
 }
+
+/// A 405 names what the path takes (issue 18, item 15): a route's methods (over both routes
+/// of one prefix), and each admin endpoint's one method (`GET /reload` → `Allow: POST`).
+#[tokio::test]
+async fn a_405_carries_allow() {
+    let pki = TestPki::new();
+    let body = "[[upstream]]\nname = \"echo\"\nbuiltin = \"echo\"\n\n\
+        [[route]]\nname = \"read\"\npath_prefix = \"/data\"\nmethods = [\"GET\", \"HEAD\"]\nupstream = \"echo\"\n\n\
+        [[route]]\nname = \"write\"\npath_prefix = \"/data\"\nmethods = [\"PUT\"]\nupstream = \"echo\"\n";
+    let gw = common::start(
+        &pki,
+        Spec {
+            body: body.into(),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let alice = pki.client("alice");
+    let mut c = client::connect(gw.addr, &pki, Opts::with(&alice))
+        .await
+        .unwrap();
+    let r = c.send(client::request("POST", "/data/x")).await.unwrap();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["x-portcullis-error"], "method_not_allowed");
+    assert_eq!(r.headers["allow"], "GET, HEAD, PUT");
+    assert_eq!(c.get("/data/x").await.unwrap().status, 200);
+
+    let admin = gw.admin.unwrap();
+    for (method, path, allow) in [
+        ("GET", "/reload", "POST"),
+        ("GET", "/issuer/oauth2/revoke", "POST"),
+        ("POST", "/metrics", "GET"),
+        ("DELETE", "/readyz", "GET"),
+        ("PUT", "/truststore", "GET"),
+    ] {
+        let (status, headers) = admin_request(admin, method, path).await;
+        assert_eq!(status, 405, "{method} {path}");
+        assert_eq!(headers["allow"], allow, "{method} {path}");
+    }
+    assert_eq!(admin_request(admin, "GET", "/nope").await.0, 404);
+    gw.shutdown().await;
+}
+
+/// `METHOD path` on the admin listener: (status, headers).
+async fn admin_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+) -> (u16, http::HeaderMap) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "admin")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    (resp.status().as_u16(), resp.headers().clone())
+}
+
+/// On shutdown (issue 18, item 8): `/readyz` turns 503 while the listener still accepts for
+/// its `drain_delay` (a new connection is served), then accepting stops while the admin
+/// listener still answers 503 and the request in flight finishes; the admin listener stops
+/// last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_delay_keeps_accepting_after_readiness_turned_503() {
+    let pki = TestPki::new();
+    let origin = Origin::start().await;
+    let mut gw = common::start(
+        &pki,
+        Spec {
+            listener: "drain_delay = \"2s\"",
+            body: common::backend_route(origin.addr, ""),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let (addr, admin) = (gw.addr, gw.admin.unwrap());
+    let alice = pki.client("alice");
+    let mut c = client::connect(addr, &pki, Opts::with(&alice))
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(async move { c.get("/slow?ms=6000").await });
+    for _ in 0..200 {
+        if origin.count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(common::admin_get(admin, "/readyz").await.0, 200);
+    let stopping = tokio::spawn(gw.take_running().shutdown());
+
+    // The readiness probe sees 503 ...
+    let mut probe = 0;
+    for _ in 0..500 {
+        probe = common::admin_get(admin, "/readyz").await.0;
+        if probe == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(probe, 503, "readiness turns 503 on shutdown");
+    // ... while a new connection is still accepted and served (the load balancer's last).
+    let late = client::get(addr, &pki, Opts::with(&alice), "/").await;
+    assert_eq!(late.map(|r| r.status.as_u16()), Ok(200));
+
+    // After drain_delay accepting stops; the admin listener still answers, the request in
+    // flight is not cut.
+    let mut refused = false;
+    for _ in 0..100 {
+        if client::get(addr, &pki, Opts::with(&alice), "/")
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "the listener stops accepting after drain_delay");
+    assert!(
+        !in_flight.is_finished(),
+        "the slow request is still running"
+    );
+    assert_eq!(common::admin_get(admin, "/readyz").await.0, 503);
+    let reply = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(reply.status, 200);
+    tokio::time::timeout(Duration::from_secs(20), stopping)
+        .await
+        .expect("shutdown completes once the request is done")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(admin).await.is_err(),
+        "the admin listener stops once the drain has ended"
+    );
+}

@@ -366,7 +366,7 @@ fn the_router_sends_a_path_where_a_lax_backend_would_serve_it() {
             };
             let chosen = match router.find("gw.test", &n, &Method::GET) {
                 RouteMatch::Found(r) => r.name.to_string(),
-                RouteMatch::MethodNotAllowed | RouteMatch::NotFound => "none".into(),
+                RouteMatch::MethodNotAllowed(_) | RouteMatch::NotFound => "none".into(),
             };
             let want = reference_route(&lax_view(&n));
             prop_assert_eq!(&chosen, want, "raw {:?}, normalised {:?}", raw, n);

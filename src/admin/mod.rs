@@ -61,7 +61,10 @@ pub async fn serve(
                             let trust = reloader.shared().trust.load();
                             json(StatusCode::OK, &reload::truststore(&trust))
                         }
-                        _ => respond(&req, &ready),
+                        (method, path) => match allowed(path) {
+                            Some(allow) if *method != allow => wrong_method(allow),
+                            _ => respond(&req, &ready),
+                        },
                     };
                     Ok::<_, Infallible>(resp)
                 }
@@ -71,6 +74,29 @@ pub async fn serve(
                 .await;
         });
     }
+}
+
+/// The one method each admin endpoint takes; `None` for a path that is not one.
+fn allowed(path: &str) -> Option<Method> {
+    match path {
+        "/reload" | "/issuer/oauth2/revoke" => Some(Method::POST),
+        "/truststore" | "/metrics" | "/healthz" | "/readyz" => Some(Method::GET),
+        _ => None,
+    }
+}
+
+/// 405 for a known endpoint asked with another method, with `Allow` naming the one it takes.
+fn wrong_method(allow: Method) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(format!(
+        "method not allowed: use {allow}\n"
+    ))));
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if let Ok(v) = HeaderValue::from_str(allow.as_str()) {
+        headers.insert(header::ALLOW, v);
+    }
+    resp
 }
 
 fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {

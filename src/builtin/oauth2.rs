@@ -64,8 +64,13 @@ pub async fn respond(
         }
     };
     if req.method() != method && !(method == Method::GET && req.method() == Method::HEAD) {
-        return Err(GatewayError::new(
-            ErrorKind::MethodNotAllowed,
+        let allow: &[&str] = if method == Method::GET {
+            &["GET", "HEAD"]
+        } else {
+            &["POST"]
+        };
+        return Err(GatewayError::method_not_allowed(
+            allow.iter().copied(),
             "this method is not allowed on this endpoint",
         ));
     }

@@ -17,6 +17,8 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 pub const H2_MAX_HEADER_LIST_SIZE: u64 = 16 * 1024;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// No delay: readiness turns 503 and accepting stops together (Kubernetes wants e.g. 5s).
+pub const DRAIN_DELAY: Duration = Duration::ZERO;
 pub const HEADERS_WITH_UNDERSCORES: &str = "drop";
 pub const PATH_PARAMETERS: &str = "reject";
 

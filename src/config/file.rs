@@ -49,6 +49,7 @@ pub struct RawListener {
     pub h2_max_concurrent_streams: Option<u32>,
     pub h2_max_header_list_size: Option<Size>,
     pub drain_timeout: Option<String>,
+    pub drain_delay: Option<String>,
     pub headers_with_underscores: Option<String>,
     pub path_parameters: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
@@ -120,6 +121,7 @@ pub struct RawAllow {
 #[derive(Debug, Default, Deserialize)]
 pub struct RawLog {
     pub level: Option<String>,
+    pub format: Option<String>,
     pub access_log: Option<String>,
 }
 

@@ -1,9 +1,10 @@
 //! `[[listener]]`: one TLS listener (address, certificate, client auth, TLS version, its
 //! connection limits and request rules), raw struct → [`ListenerConfig`].
 
-use super::build::{k, Builder, Seg};
+use super::build::{k, Builder, KeyPath, Seg};
 use super::defaults as d;
 use super::file;
+use super::units::parse_duration;
 use super::{
     Cidr, ClientAuth, KeyPermissions, ListenerConfig, ListenerLimits, PathParameters, RequestRules,
     TlsVersion, UnderscoreHeaders,
@@ -121,9 +122,23 @@ impl Builder {
                     &l.drain_timeout,
                     d::DRAIN_TIMEOUT,
                 ),
+                drain_delay: self.drain_delay(k(p, "drain_delay"), &l.drain_delay),
                 requests,
                 trusted_proxies,
             },
         }
+    }
+}
+
+impl Builder {
+    /// `drain_delay`: a duration, and unlike the timeouts zero is allowed (and the default).
+    fn drain_delay(&mut self, path: KeyPath, v: &Option<String>) -> std::time::Duration {
+        let Some(s) = v else {
+            return d::DRAIN_DELAY;
+        };
+        parse_duration(s).unwrap_or_else(|e| {
+            self.err(path, e);
+            d::DRAIN_DELAY
+        })
     }
 }

@@ -1,10 +1,10 @@
-//! `[log]`: the diagnostic log's filter and where access-log lines go, raw struct →
+//! `[log]`: the diagnostic log's filter and format, and where access-log lines go, raw struct →
 //! [`LogConfig`].
 
 use super::build::{k, Builder, Seg};
 use super::defaults as d;
 use super::file;
-use super::{resolve, AccessLog, LogConfig};
+use super::{resolve, AccessLog, LogConfig, LogFormat};
 
 impl Builder {
     pub(super) fn log(&mut self, l: &file::RawLog) -> LogConfig {
@@ -18,6 +18,18 @@ impl Builder {
                 ),
             );
         }
+        let format = match l.format.as_deref() {
+            None => LogFormat::Auto,
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                self.err(
+                    k(&p, "format"),
+                    format!("\"{other}\" is not a log format: \"json\" or \"text\""),
+                );
+                LogFormat::Auto
+            }
+        };
         let access_log = match l.access_log.as_deref().unwrap_or(d::ACCESS_LOG) {
             "-" | "stdout" => AccessLog::Stdout,
             "off" => AccessLog::Off,
@@ -30,6 +42,10 @@ impl Builder {
             }
             path => AccessLog::File(resolve(&self.base, path)),
         };
-        LogConfig { level, access_log }
+        LogConfig {
+            level,
+            format,
+            access_log,
+        }
     }
 }

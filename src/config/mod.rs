@@ -108,6 +108,9 @@ pub struct ListenerLimits {
     pub h2_max_header_list_size: u32,
     /// On shutdown, in-flight requests get this long to finish.
     pub drain_timeout: Duration,
+    /// On shutdown, new connections are still accepted this long after `/readyz` turned
+    /// 503 (so load balancers stop sending first); then the drain.
+    pub drain_delay: Duration,
     /// What the request check does with header names and paths that backends read in
     /// different ways; copied into each connection's `ConnInfo`.
     pub requests: RequestRules,
@@ -310,8 +313,19 @@ pub struct AllowRule {
 pub struct LogConfig {
     /// `tracing` filter for the diagnostic log (stderr), e.g. "info" or "portcullis=debug".
     pub level: String,
+    /// How diagnostic lines are written: JSON or text (default: text on a terminal).
+    pub format: LogFormat,
     /// Where JSON access-log lines go: stdout (`"-"`), a file, or nowhere.
     pub access_log: AccessLog,
+}
+
+/// `[log] format`: one JSON object per line, or text for people. `Auto` (the default) is
+/// text when stderr is a terminal and JSON otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

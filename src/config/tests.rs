@@ -358,5 +358,6 @@ fn reference_config_sets_every_key() {
     let l = &c.listeners[0];
     assert_eq!(l.limits.max_header_size as u64, defaults::MAX_HEADER_SIZE);
     assert_eq!(l.limits.drain_timeout, defaults::DRAIN_TIMEOUT);
+    assert_eq!(l.limits.drain_delay, defaults::DRAIN_DELAY);
     assert_eq!(c.truststore.max_chain_depth, defaults::MAX_CHAIN_DEPTH);
 }

@@ -75,7 +75,7 @@ pub async fn handle(
             if rec.reason.is_empty() {
                 rec.reason = e.kind.as_str();
             }
-            tracing::debug!(peer = %conn.peer, error = %e, "request refused");
+            log_refusal(&conn, &rec, &e);
             let mut resp = e.to_response().map(body::full);
             // HTTP/2 has no `connection` header: the serve loop sends GOAWAY instead.
             if version < http::Version::HTTP_2
@@ -97,6 +97,30 @@ pub async fn handle(
         rec.start.elapsed().as_secs_f64(),
     );
     Ok(resp.map(|b| LoggedBody::new(b, rec, shared.access_log.clone())))
+}
+
+/// The refusal line of a refused request (rate-limited per reason): who, where, why.
+fn log_refusal(conn: &ConnInfo, rec: &AccessRecord, e: &GatewayError) {
+    if !e.kind.is_refusal() {
+        tracing::debug!(peer = %conn.peer, error = %e, "request failed");
+        return;
+    }
+    if !crate::telemetry::refusal_log::allow(rec.reason) {
+        return;
+    }
+    let id = conn.identity.as_ref().map(|f| &f.id);
+    tracing::info!(
+        peer = %conn.peer,
+        listener = %conn.listener,
+        subject = id.map_or("", |i| i.subject.as_str()),
+        issuer = id.map_or("", |i| i.issuer.as_str()),
+        fingerprint = id.map_or("", |i| i.fingerprint.as_str()),
+        reason = rec.reason,
+        status = e.kind.status().as_u16(),
+        path = %rec.path,
+        detail = %e.message,
+        "request refused"
+    );
 }
 
 async fn process(
@@ -140,9 +164,9 @@ async fn process(
         .unwrap_or_default();
     let route = match snapshot.router.find(&host, &path, &parts.method) {
         RouteMatch::Found(r) => r,
-        RouteMatch::MethodNotAllowed => {
-            return Err(GatewayError::new(
-                ErrorKind::MethodNotAllowed,
+        RouteMatch::MethodNotAllowed(allowed) => {
+            return Err(GatewayError::method_not_allowed(
+                allowed.iter().map(|m| m.as_str()),
                 "this method is not allowed on this path",
             ))
         }

@@ -14,6 +14,7 @@
 
 mod check;
 mod connection;
+mod refusal;
 mod wire;
 
 use std::future::Future;
@@ -56,6 +57,9 @@ pub struct Running {
     pub reloader: Arc<Reloader>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The admin listener outlives the drain (`/readyz` answers 503 until the end): it is
+    /// stopped by its own signal once every other task has ended.
+    admin_task: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 struct ListenerCtx {
@@ -66,6 +70,9 @@ struct ListenerCtx {
     http: HttpBuilders,
     shared: Arc<Shared>,
     metrics: ConnMetrics,
+    /// Set once this listener stops accepting: its connections then drain. Later than the
+    /// gateway's shutdown by the listener's `drain_delay`.
+    drain: watch::Sender<bool>,
 }
 
 /// The listener's per-connection metrics, registered once: `counter!` looks its key up in
@@ -201,10 +208,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             limits: l.limits.clone(),
             http: HttpBuilders::new(&l.limits),
             shared: shared.clone(),
+            drain: watch::channel(false).0,
         };
         listeners.push((listener, ctx));
     }
     let ready = Arc::new(AtomicBool::new(true));
+    let mut admin_task = None;
     let admin = match &config.admin {
         Some(a) => {
             let listener =
@@ -215,12 +224,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                         source,
                     })?;
             let addr = listener.local_addr().unwrap_or(a.address);
-            tasks.push(tokio::spawn(crate::admin::serve(
+            tracing::info!(address = %addr, "admin listening");
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(crate::admin::serve(
                 listener,
                 ready.clone(),
                 reloader.clone(),
-                shutdown.subscribe(),
-            )));
+                stopped,
+            ));
+            admin_task = Some((stop, task));
             Some(addr)
         }
         None => None,
@@ -241,12 +253,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         reloader,
         shutdown,
         tasks,
+        admin_task,
     })
 }
 
 impl Running {
-    /// Stop accepting, let in-flight requests finish (each listener's `drain_timeout`), and
-    /// return when every connection has ended or the drain time ran out.
+    /// `/readyz` turns 503 at once; each listener keeps accepting for its `drain_delay`, then
+    /// stops and lets in-flight requests finish (its `drain_timeout`). Returns when every
+    /// connection has ended or the drain time ran out; the admin listener stops last.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.wait().await;
@@ -264,6 +278,10 @@ impl Running {
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some((stop, task)) = self.admin_task {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
     }
 }
@@ -290,13 +308,15 @@ async fn accept_loop(
 ) {
     let max = ctx.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max));
+    // Set when the shutdown is seen: accepting goes on until then (`drain_delay`).
+    let mut until: Option<tokio::time::Instant> = None;
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = stopped(&mut shutdown) => break,
+            _ = time_to_stop(&mut shutdown, &mut until, &ctx, &ready) => break,
         };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -308,23 +328,49 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = stopped(&mut shutdown) => break,
+            _ = time_to_stop(&mut shutdown, &mut until, &ctx, &ready) => break,
         };
         let ctx = ctx.clone();
-        let shutdown = shutdown.clone();
+        let drain = ctx.drain.subscribe();
         tokio::spawn(async move {
-            serve_connection(tcp, peer, &ctx, shutdown).await;
+            serve_connection(tcp, peer, &ctx, drain).await;
             drop(permit);
         });
     }
     ready.store(false, Ordering::Relaxed);
     drop(listener);
+    let _ = ctx.drain.send(true);
     tracing::info!(listener = %ctx.label, "stopped accepting; draining");
     let drained =
         tokio::time::timeout(ctx.limits.drain_timeout, permits.acquire_many(max as u32)).await;
     if drained.is_err() {
         tracing::warn!(listener = %ctx.label, "drain timeout: closing remaining connections");
     }
+}
+
+/// Resolves when the listener must stop accepting: `drain_delay` after the shutdown was
+/// asked for. `/readyz` turns 503 as soon as it is; `until` keeps the deadline, so a
+/// call dropped by `select!` and made again waits for the same instant.
+async fn time_to_stop(
+    shutdown: &mut watch::Receiver<bool>,
+    until: &mut Option<tokio::time::Instant>,
+    ctx: &ListenerCtx,
+    ready: &AtomicBool,
+) {
+    let at = match *until {
+        Some(at) => at,
+        None => {
+            stopped(shutdown).await;
+            ready.store(false, Ordering::Relaxed);
+            let delay = ctx.limits.drain_delay;
+            if !delay.is_zero() {
+                tracing::info!(listener = %ctx.label, delay = ?delay,
+                    "shutting down: /readyz answers 503; still accepting for drain_delay");
+            }
+            *until.insert(tokio::time::Instant::now() + delay)
+        }
+    };
+    tokio::time::sleep_until(at).await;
 }
 
 /// One connection: the TLS handshake and identity, then HTTP until it closes.
@@ -364,14 +410,22 @@ fn accept(
         // The generation current at accept: its acceptor, and its verifier for the identity.
         let trust = ctx.shared.trust.load_full();
         let acceptor = trust.acceptors.get(ctx.index)?;
-        let handshake =
-            tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await;
+        let (handshake, refused) = tls::refused::capture(tokio::time::timeout(
+            ctx.limits.handshake_timeout,
+            acceptor.accept(tcp).into_fallible(),
+        ))
+        .await;
         let tls = match handshake {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+            Ok(Err((e, tcp))) => {
                 let (result, reason) = handshake_failure(&e);
                 count_handshake(&ctx.label, result, reason);
-                tracing::debug!(%peer, reason, error = %e, "TLS handshake failed");
+                if result == "rejected" {
+                    refusal::log(peer, &ctx.label, reason, refused.as_ref(), &e);
+                } else {
+                    tracing::debug!(%peer, reason, error = %e, "TLS handshake failed");
+                }
+                refusal::close(tcp).await;
                 return None;
             }
             Err(_) => {
@@ -384,7 +438,11 @@ fn accept(
             Ok(id) => id,
             Err(reason) => {
                 count_handshake(&ctx.label, "rejected", reason);
-                tracing::debug!(%peer, reason, "client refused after handshake");
+                let error = "the client no longer verifies (resumed session, or its identity)";
+                let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let cert = leaf.map(|l| tls::refused::RefusedCert::from_leaf(l, ""));
+                refusal::log(peer, &ctx.label, reason, cert.as_ref(), &error);
+                refusal::close_tls(tls).await;
                 return None;
             }
         };

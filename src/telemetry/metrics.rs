@@ -39,6 +39,9 @@ pub const UPSTREAM_POOL_MISSES_TOTAL: &str = "portcullis_upstream_pool_misses_to
 pub const UPSTREAM_ERRORS_TOTAL: &str = "portcullis_upstream_errors_total";
 /// Requests retried on a fresh connection after a pooled one turned out dead, by `upstream`.
 pub const UPSTREAM_RETRIES_TOTAL: &str = "portcullis_upstream_retries_total";
+/// Refusal log lines (refused handshakes and requests) not written because their `reason`
+/// had more than `refusal_log::LINES_PER_SECOND` in one second.
+pub const LOG_SUPPRESSED_TOTAL: &str = "portcullis_log_suppressed_total";
 /// Access-log lines dropped because the writer could not keep up.
 pub const ACCESS_LOG_DROPPED_TOTAL: &str = "portcullis_access_log_dropped_total";
 /// Reloads by `kind` (what triggered it: `api`, `signal`, `watch`, `poll`, `crl_fetch`) and `result`

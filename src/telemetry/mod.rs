@@ -3,6 +3,7 @@
 mod describe;
 pub mod metrics;
 pub mod process;
+pub mod refusal_log;
 pub mod request_metrics;
 
 use std::sync::OnceLock;
@@ -62,15 +63,36 @@ pub fn render() -> String {
     out
 }
 
-/// Install the diagnostic log (stderr, `tracing`), filtered by `RUST_LOG` or `level`.
+/// Install the diagnostic log (stderr, `tracing`), filtered by `RUST_LOG` or `level`: text
+/// on a terminal, JSON lines otherwise (see [`init_logging_as`]).
 pub fn init_logging(level: &str) {
+    use std::io::IsTerminal;
+    init_logging_as(level, !std::io::stderr().is_terminal());
+}
+
+/// Install the diagnostic log as JSON lines (`json`, one object per event with its fields
+/// at the top level) or as text. Colour codes only when stderr is a terminal: a pipe, a
+/// file or a log collector never gets `\x1b[`.
+pub fn init_logging_as(level: &str, json: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }

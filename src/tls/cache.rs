@@ -243,7 +243,10 @@ impl ClientCertVerifier for CachingVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         match self.identify(end_entity, intermediates, now) {
             Ok(_) => Ok(ClientCertVerified::assertion()),
-            Err(IdentifyError::Rejected(r)) => Err(r.to_tls_error()),
+            Err(IdentifyError::Rejected(r)) => {
+                super::refused::record(end_entity, &r.detail);
+                Err(r.to_tls_error())
+            }
             // Verified but not expressible as headers: let the handshake finish; the
             // connection is refused right after it with reason `bad_identity`.
             Err(IdentifyError::BadIdentity) => Ok(ClientCertVerified::assertion()),

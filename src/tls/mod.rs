@@ -12,6 +12,7 @@ pub mod cache;
 pub mod peer_name;
 pub mod profile;
 pub mod reason;
+pub mod refused;
 pub mod server;
 pub mod truststore;
 pub mod verifier;

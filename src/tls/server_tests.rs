@@ -47,6 +47,7 @@ fn listener(dir: &Path, client_auth: ClientAuth, perms: KeyPermissions) -> Liste
             h2_max_concurrent_streams: 10,
             h2_max_header_list_size: 16 * 1024,
             drain_timeout: Duration::from_secs(1),
+            drain_delay: Duration::ZERO,
             requests: Default::default(),
             trusted_proxies: Vec::new(),
         },
