@@ -243,7 +243,7 @@ fn refusals_are_logged_as_rate_limited_json_lines() {
     let config = dir.join("portcullis.toml");
     let gw = Gateway::run(&config);
     let addr = gw.address("listening");
-    let admin = gw.address("admin listening");
+    let admin = gw.address("admin listener up");
     let port = addr.port();
     let expired = Some((dir.join("expired.pem"), dir.join("expired.key")));
     let (code, stderr) = curl(&dir, port, &expired);

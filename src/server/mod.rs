@@ -224,7 +224,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
                         source,
                     })?;
             let addr = listener.local_addr().unwrap_or(a.address);
-            tracing::info!(address = %addr, "admin listening");
+            tracing::info!(address = %addr, "admin listener up");
             let (stop, stopped) = watch::channel(false);
             let task = tokio::spawn(crate::admin::serve(
                 listener,

@@ -268,6 +268,14 @@ fn spawn(config: &std::path::Path) -> (std::process::Child, std::net::SocketAddr
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            // stderr is a pipe: JSON lines by default (`[log] format`).
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["message"] == "listening" {
+                    let a = v["address"].as_str().unwrap();
+                    return (child, a.parse().unwrap());
+                }
+                continue;
+            }
             let line = strip_ansi(&line);
             if line.contains("listening") {
                 if let Some(a) = line.split("address=").nth(1) {
