@@ -393,6 +393,9 @@ fn restart_required(started: &Config, new: &Config) -> Vec<String> {
     if format!("{:?}", started.log.access_log) != format!("{:?}", new.log.access_log) {
         out.push("log.access_log".to_owned());
     }
+    if format!("{:?}", started.log.format) != format!("{:?}", new.log.format) {
+        out.push("log.format".to_owned());
+    }
     if out.len() == before && format!("{:?}", started.log) != format!("{:?}", new.log) {
         out.push("log".to_owned());
     }
@@ -442,6 +445,7 @@ fn limit_fields(l: &config::ListenerLimits) -> Vec<(&'static str, String)> {
             l.h2_max_header_list_size.to_string(),
         ),
         ("drain_timeout", format!("{:?}", l.drain_timeout)),
+        ("drain_delay", format!("{:?}", l.drain_delay)),
         (
             "headers_with_underscores",
             format!("{:?}", l.requests.headers_with_underscores),

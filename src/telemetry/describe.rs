@@ -86,6 +86,11 @@ pub(super) const METRICS: &[(&str, Kind, &str)] = &[
         "Access-log lines dropped because the writer could not keep up.",
     ),
     (
+        m::LOG_SUPPRESSED_TOTAL,
+        Kind::Counter,
+        "Refusal log lines left out by the per-reason rate limit, by reason.",
+    ),
+    (
         m::RELOAD_TOTAL,
         Kind::Counter,
         "Reloads by kind (trigger) and result.",
