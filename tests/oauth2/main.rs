@@ -482,7 +482,10 @@ async fn the_registry_hot_reloads_and_a_broken_file_keeps_the_previous_one() {
 /// tell which ids exist.
 #[tokio::test]
 async fn the_per_client_limit_counts_registered_and_unknown_ids_alike() {
-    let s = support::start("{ per_client = \"1/m\", per_address = \"1000/s\", burst = 2 }").await;
+    // The burst is shared by both limits: the per-address one refills every microsecond, so
+    // it never answers first (at 1000/s, two requests within 1 ms were refused per address).
+    let s =
+        support::start("{ per_client = \"1/m\", per_address = \"1000000/s\", burst = 2 }").await;
     let mut c = connect(&s, None).await;
     let form = "grant_type=client_credentials";
     for (id, secret, first) in [
