@@ -88,6 +88,10 @@ pub struct RunArgs {
     pub http2: bool,
     #[arg(long, default_value = "GET")]
     pub method: String,
+    /// Request body sent with every request (e.g. a form for `POST /oauth2/token`); its
+    /// content type is `application/x-www-form-urlencoded` unless `-H 'content-type: …'`.
+    #[arg(long, conflicts_with = "sigv4_access_key")]
+    pub body: Option<String>,
     /// Extra request header `name: value` (repeatable).
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
@@ -95,8 +99,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub timeout: Duration,
     /// A fixed bearer token.
-    #[arg(long, conflicts_with_all = ["token_url", "sigv4_access_key"])]
+    #[arg(long, conflicts_with_all = ["token_url", "sigv4_access_key", "basic_auth"])]
     pub bearer: Option<String>,
+    /// HTTP Basic credentials `ID:SECRET` on every request, e.g. OAuth2
+    /// `client_secret_basic` against a token endpoint (both parts form-encoded, RFC 6749
+    /// §2.3.1).
+    #[arg(long, env = "LOADTEST_BASIC_AUTH", conflicts_with_all = ["token_url", "sigv4_access_key"])]
+    pub basic_auth: Option<String>,
     /// OAuth2 token endpoint for client credentials (refreshed at 80 % of the token's life).
     #[arg(long, requires_all = ["client_id", "client_secret"])]
     pub token_url: Option<String>,

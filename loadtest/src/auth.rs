@@ -1,5 +1,6 @@
-//! Per-request authentication: none, a bearer token (fixed, or fetched with OAuth2
-//! client credentials and refreshed before it expires), or an AWS SigV4 signature.
+//! Per-request authentication: none, HTTP Basic credentials (e.g. OAuth2
+//! `client_secret_basic` against a token endpoint), a bearer token (fixed, or fetched with
+//! OAuth2 client credentials and refreshed before it expires), or an AWS SigV4 signature.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -24,6 +25,8 @@ pub struct TokenEndpoint {
 
 pub enum Auth {
     None,
+    /// `Authorization: Basic …`, built once.
+    Basic(HeaderValue),
     /// The current token (replaced by the refresher for client credentials).
     Bearer(Arc<RwLock<HeaderValue>>),
     SigV4(Credentials),
@@ -34,6 +37,9 @@ impl Auth {
     pub fn apply(&self, headers: &mut HeaderMap, method: &str, path_and_query: &str, host: &str) {
         match self {
             Auth::None => {}
+            Auth::Basic(v) => {
+                headers.insert(http::header::AUTHORIZATION, v.clone());
+            }
             Auth::Bearer(t) => {
                 let v = match t.read() {
                     Ok(g) => g.clone(),
@@ -79,6 +85,39 @@ pub fn amz_date(t: SystemTime) -> String {
 pub fn bearer_value(token: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| anyhow!("token is not a valid header value"))
+}
+
+/// `Basic base64(form(id) ":" form(secret))` from `ID:SECRET` (RFC 6749 §2.3.1: both
+/// parts form-encoded first; the identity for generated secrets in `[A-Za-z0-9._~-]`).
+pub fn basic_value(id_secret: &str) -> Result<HeaderValue> {
+    let (id, secret) = id_secret
+        .split_once(':')
+        .ok_or_else(|| anyhow!("--basic-auth: want ID:SECRET"))?;
+    let pair = format!("{}:{}", form(id), form(secret));
+    HeaderValue::from_str(&format!("Basic {}", base64(pair.as_bytes())))
+        .map_err(|_| anyhow!("--basic-auth: not a valid header value"))
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Fetches a token: (access_token, expires_in).
@@ -195,6 +234,32 @@ mod tests {
         assert_eq!(refresh_after(life), Duration::from_secs(240));
         assert_eq!(refresh_after(Duration::ZERO), Duration::from_secs(1));
         assert!(parse_token(b"{}").is_err());
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_then_base64() {
+        // RFC 4648 §10 vectors.
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(
+            basic_value("Aladdin:open sesame").unwrap(),
+            "Basic QWxhZGRpbjpvcGVuJTIwc2VzYW1l"
+        );
+        assert_eq!(
+            basic_value("id:a-Z_9.~").unwrap(),
+            format!("Basic {}", base64(b"id:a-Z_9.~"))
+        );
+        assert!(basic_value("no-colon").is_err());
+        let mut h = HeaderMap::new();
+        Auth::Basic(basic_value("a:b").unwrap()).apply(&mut h, "POST", "/oauth2/token", "x");
+        assert_eq!(h["authorization"], "Basic YTpi");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Plan {
     pub schedule: Schedule,
     pub method: Method,
     pub headers: HeaderMap,
+    /// Sent with every request (empty: none).
+    pub body: Bytes,
     pub auth: Auth,
     pub timeout: Duration,
     pub live: Live,
@@ -83,6 +85,12 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
             HeaderValue::from_str(v.trim())?,
         );
     }
+    if args.body.is_some() && !headers.contains_key(http::header::CONTENT_TYPE) {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+    }
     let duration = match (args.duration, args.requests) {
         (None, None) => Some(Duration::from_secs(10)),
         (d, _) => d,
@@ -99,6 +107,7 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
         schedule: Schedule::new(start, duration, args.requests, args.rate),
         method: Method::from_bytes(args.method.as_bytes())?,
         headers,
+        body: Bytes::from(args.body.clone().unwrap_or_default()),
         auth,
         timeout: args.timeout,
         live: Live::default(),
@@ -149,6 +158,9 @@ pub async fn run(args: &RunArgs) -> Result<Report> {
 async fn build_auth(args: &RunArgs, tls: &Arc<rustls::ClientConfig>) -> Result<Auth> {
     if let Some(t) = &args.bearer {
         return Ok(Auth::Bearer(Arc::new(RwLock::new(auth::bearer_value(t)?))));
+    }
+    if let Some(pair) = &args.basic_auth {
+        return Ok(Auth::Basic(auth::basic_value(pair)?));
     }
     if let (Some(url), Some(id), Some(secret)) =
         (&args.token_url, &args.client_id, &args.client_secret)
@@ -267,7 +279,7 @@ async fn exchange(
     let mut req = Request::builder()
         .method(plan.method.clone())
         .uri(t.request_uri(tx.is_h2()))
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(plan.body.clone()))
         .map_err(|e| format!("internal:{e}"))?;
     *req.headers_mut() = plan.headers.clone();
     if !tx.is_h2() {
