@@ -55,6 +55,10 @@ pub(super) struct Unplaced {
 pub(super) fn deserialize(text: &str) -> Result<Shaped, Unplaced> {
     let mut current = text.to_owned();
     let mut issues = Vec::new();
+    // The first error as serde placed it in the caller's text: what is reported when a later
+    // one (in a text with values removed) cannot be placed by key, so that every problem
+    // keeps a line.
+    let mut first: Option<Unplaced> = None;
     loop {
         let de = toml::Deserializer::parse(&current).map_err(|e| Unplaced {
             offset: e.span().map(|s| s.start),
@@ -78,15 +82,20 @@ pub(super) fn deserialize(text: &str) -> Result<Shaped, Unplaced> {
             offset,
             message: message.clone(),
         };
-        let Some(offset) = err.span().map(|s| s.start) else {
-            return Err(unplaced(None));
+        let offset = err.span().map(|s| s.start);
+        if first.is_none() {
+            first = Some(unplaced(offset));
+        }
+        let give_up = |first: Option<Unplaced>| Err(first.unwrap_or_else(|| unplaced(offset)));
+        let Some(offset) = offset else {
+            return give_up(first);
         };
         let placed = key_at(&current, offset).filter(|_| issues.len() < MAX_SHAPE_ERRORS);
         let Some((path, found)) = placed else {
-            return Err(unplaced(issues.is_empty().then_some(offset)));
+            return give_up(first);
         };
         let Some(next) = without(&current, &path) else {
-            return Err(unplaced(issues.is_empty().then_some(offset)));
+            return give_up(first);
         };
         issues.push(Issue {
             message: type_message(&message, &path, Some(found)),
