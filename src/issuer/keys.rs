@@ -174,45 +174,17 @@ pub struct KeySet {
 impl KeySet {
     /// Read every `*.pem` of `dir`. Fails when none yields a key.
     pub fn load(dir: &Path) -> Result<KeySet, String> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            format!(
-                "{}: {e} (create it with `portcullis oauth keys rotate {}`)",
-                dir.display(),
-                dir.display()
-            )
-        })?;
-        let mut files: Vec<(PathBuf, SystemTime)> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "pem"))
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                meta.is_file()
-                    .then(|| (e.path(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-            })
-            .collect();
-        files.sort();
-        let mut keys = Vec::new();
-        let mut skipped = Vec::new();
-        for (file, modified) in files {
-            match SigningKey::from_pem(&file, modified) {
-                Ok(k) if keys.iter().any(|o: &SigningKey| o.kid == k.kid) => {
-                    skipped.push(format!("{}: the same key as another file", file.display()))
-                }
-                Ok(k) => keys.push(k),
-                Err(e) => skipped.push(format!("{}: {e}", file.display())),
-            }
-        }
-        if keys.is_empty() {
-            let mut why = format!(
-                "{}: no signing key (add one with `portcullis oauth keys rotate {}`)",
-                dir.display(),
-                dir.display()
-            );
-            if !skipped.is_empty() {
-                why.push_str(&format!("; skipped: {}", skipped.join("; ")));
-            }
-            return Err(why);
-        }
+        let (keys, skipped) = load_folder(
+            dir,
+            &FolderKind {
+                extension: "pem",
+                what: "signing key",
+                rotate: "portcullis oauth keys rotate",
+                missing_hint: "create it with",
+            },
+            SigningKey::from_pem,
+            |k: &SigningKey| &k.kid,
+        )?;
         let jwks = serde_json::json!({"keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>()});
         Ok(KeySet {
             keys,
@@ -238,6 +210,75 @@ impl KeySet {
 
 /// What a keys folder reads into: a whole set, swapped at once ([`KeySet`] for the OAuth2
 /// signing keys, the session issuer's sealing keys).
+/// How [`load_folder`] names a kind of key folder in its messages.
+pub struct FolderKind {
+    /// The key files' extension (`pem`, `key`).
+    pub extension: &'static str,
+    /// `signing key`, `sealing key`.
+    pub what: &'static str,
+    /// The command that adds one, given the folder.
+    pub rotate: &'static str,
+    /// What to do when the folder cannot be read (`create it with`, `add one with`).
+    pub missing_hint: &'static str,
+}
+
+/// Read every `*.<extension>` file of `dir` in file-name order with `read` (given the
+/// path and its modification time), skipping (with a reason) what does not parse and a
+/// key whose id another file already holds. Fails, saying why, when none yields a key.
+pub fn load_folder<K>(
+    dir: &Path,
+    kind: &FolderKind,
+    read: impl Fn(&Path, SystemTime) -> Result<K, String>,
+    kid: impl Fn(&K) -> &str,
+) -> Result<(Vec<K>, Vec<String>), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "{}: {e} ({} `{} {}`)",
+            dir.display(),
+            kind.missing_hint,
+            kind.rotate,
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<(PathBuf, SystemTime)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == kind.extension))
+        .filter_map(|p| {
+            // Followed through symlinks: a Kubernetes Secret mounts each file as one.
+            let meta = std::fs::metadata(&p).ok()?;
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            meta.is_file().then_some((p, modified))
+        })
+        .collect();
+    files.sort();
+    let mut keys: Vec<K> = Vec::new();
+    let mut skipped = Vec::new();
+    for (file, modified) in files {
+        match read(&file, modified) {
+            Ok(k) if keys.iter().any(|o| kid(o) == kid(&k)) => {
+                skipped.push(format!("{}: the same key as another file", file.display()))
+            }
+            Ok(k) => keys.push(k),
+            Err(e) => skipped.push(format!("{}: {e}", file.display())),
+        }
+    }
+    if keys.is_empty() {
+        let mut why = format!(
+            "{}: no {} (add one with `{} {}`)",
+            dir.display(),
+            kind.what,
+            kind.rotate,
+            dir.display()
+        );
+        if !skipped.is_empty() {
+            why.push_str(&format!("; skipped: {}", skipped.join("; ")));
+        }
+        return Err(why);
+    }
+    Ok((keys, skipped))
+}
+
 pub trait KeyFolder: Sized + Send + Sync + 'static {
     /// Read the folder; fails when it yields no usable key.
     fn load(dir: &Path) -> Result<Self, String>;
@@ -415,6 +456,20 @@ mod tests {
         let jwks: serde_json::Value = serde_json::from_slice(&set.jwks).unwrap();
         assert_eq!(jwks["keys"][0]["kty"], "RSA");
         assert_eq!(jwks["keys"][0]["kid"], key.kid.as_str());
+    }
+
+    #[test]
+    fn a_key_mounted_as_a_symlink_is_read() {
+        // The layout of a Kubernetes Secret volume: `name -> ..data/name`.
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..data");
+        let first = generate(&data).unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let name = first.file_name().unwrap();
+        std::os::unix::fs::symlink(&first, keys.join(name)).unwrap();
+        let set = KeySet::load(&keys).unwrap();
+        assert_eq!(set.all().len(), 1);
     }
 
     #[test]

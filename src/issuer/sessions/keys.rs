@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::issuer::keys::{create_private_dir, KeyFolder, Keys};
+use crate::issuer::keys::{create_private_dir, load_folder, FolderKind, KeyFolder, Keys};
 
 /// One 256-bit sealing key.
 pub struct SealKey {
@@ -63,42 +63,24 @@ pub struct SealKeySet {
 
 impl SealKeySet {
     pub fn load(dir: &Path) -> Result<SealKeySet, String> {
-        let hint = || {
-            format!(
-                "add one with `portcullis sessions keys rotate {}`",
-                dir.display()
-            )
-        };
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| format!("{}: {e} ({})", dir.display(), hint()))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "key") && p.is_file())
-            .collect();
-        files.sort();
-        let mut keys: Vec<SealKey> = Vec::new();
-        let mut skipped = Vec::new();
-        for file in files {
-            match read_key(&file) {
-                Ok(secret) => {
-                    let kid = kid_of(&secret);
-                    if keys.iter().any(|k| k.kid == kid) {
-                        skipped.push(format!("{}: the same key as another file", file.display()));
-                    } else {
-                        keys.push(SealKey { kid, file, secret });
-                    }
-                }
-                Err(e) => skipped.push(format!("{}: {e}", file.display())),
-            }
-        }
-        if keys.is_empty() {
-            let mut why = format!("{}: no sealing key ({})", dir.display(), hint());
-            if !skipped.is_empty() {
-                why.push_str(&format!("; skipped: {}", skipped.join("; ")));
-            }
-            return Err(why);
-        }
+        let (keys, skipped) = load_folder(
+            dir,
+            &FolderKind {
+                extension: "key",
+                what: "sealing key",
+                rotate: "portcullis sessions keys rotate",
+                missing_hint: "add one with",
+            },
+            |file, _| {
+                let secret = read_key(file)?;
+                Ok(SealKey {
+                    kid: kid_of(&secret),
+                    file: file.to_owned(),
+                    secret,
+                })
+            },
+            |k: &SealKey| &k.kid,
+        )?;
         Ok(SealKeySet { keys, skipped })
     }
 
