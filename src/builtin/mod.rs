@@ -22,6 +22,7 @@ use crate::config;
 use crate::error::GatewayError;
 use crate::identity::ConnInfo;
 use crate::issuer::oauth2::Issuer;
+use crate::issuer::sessions::Sessions;
 
 /// One built-in service, ready to serve.
 #[derive(Debug)]
@@ -39,6 +40,9 @@ pub enum Builtin {
 pub struct Call<'a> {
     pub conn: &'a ConnInfo,
     pub issuer: Option<&'a Arc<Issuer>>,
+    pub sessions: Option<&'a Arc<Sessions>>,
+    /// The trust anchors of the truststore generation serving now.
+    pub anchors: &'a crate::tls::Anchors,
 }
 
 impl Builtin {

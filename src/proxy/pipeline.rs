@@ -43,7 +43,7 @@ use crate::builtin;
 use crate::error::{ErrorKind, GatewayError};
 use crate::identity::ConnInfo;
 use crate::route::{routing_host, RouteMatch};
-use crate::state::{Shared, Snapshot};
+use crate::state::{Shared, Snapshot, TrustState};
 use crate::upstream::{Target, UpstreamError};
 
 /// The log and metric reason of a request whose body failed to arrive whole.
@@ -58,9 +58,10 @@ pub async fn handle(
     let snapshot = shared.snapshot.load_full();
     let mut rec = AccessRecord::new(conn.clone(), req.method().clone(), req.uri().path());
     let version = req.version();
-    let checked = recheck::recheck(&shared.trust.load(), &conn);
+    let trust = shared.trust.load_full();
+    let checked = recheck::recheck(&trust, &conn);
     let result = match checked {
-        Ok(()) => process(&snapshot, &conn, req, &mut rec).await,
+        Ok(()) => process(&snapshot, &trust, &conn, req, &mut rec).await,
         Err(refused) => {
             rec.reason = refused.reason;
             Err(refused.error)
@@ -125,6 +126,7 @@ fn log_refusal(conn: &ConnInfo, rec: &AccessRecord, e: &GatewayError) {
 
 async fn process(
     snapshot: &Snapshot,
+    trust: &TrustState,
     conn: &ConnInfo,
     req: Request<Incoming>,
     rec: &mut AccessRecord,
@@ -311,6 +313,8 @@ async fn process(
             let call = builtin::Call {
                 conn,
                 issuer: snapshot.issuer.as_ref(),
+                sessions: snapshot.sessions.as_ref(),
+                anchors: &trust.anchors,
             };
             b.serve(req, &call).await
         }

@@ -254,6 +254,7 @@ impl Reloader {
                 // The issuer too (its keys and registry reload on their own; a changed
                 // [issuer.oauth2] needs a restart).
                 snapshot.issuer.clone_from(&old.issuer);
+                snapshot.sessions.clone_from(&old.sessions);
                 // Likewise the SigV4 credentials, watched by a task started with the gateway
                 // (the file itself hot-reloads; a changed [auth.sigv4] needs a restart).
                 snapshot.sigv4.clone_from(&old.sigv4);
@@ -414,6 +415,10 @@ fn restart_required(started: &Config, new: &Config) -> Vec<String> {
             format!("{:?}", started.sigv4) != format!("{:?}", new.sigv4),
         ),
         ("issuer.oauth2", started.oauth2 != new.oauth2),
+        (
+            "issuer.sessions",
+            format!("{:?}", started.sessions) != format!("{:?}", new.sessions),
+        ),
     ];
     out.extend(
         sections

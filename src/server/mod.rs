@@ -159,6 +159,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let mut snapshot = build_snapshot(config)?;
     let access_log = AccessLogger::start(&config.log.access_log).map_err(StartError::AccessLog)?;
     snapshot.issuer = crate::state::start_issuer(config, &access_log, shutdown.subscribe())?;
+    snapshot.sessions = crate::state::start_sessions(config, &access_log, shutdown.subscribe())?;
     snapshot.jwt = Arc::new(
         crate::auth::jwt::Providers::start(
             &config.jwt,

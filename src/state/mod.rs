@@ -17,6 +17,7 @@ use crate::access_log::AccessLogger;
 use crate::auth::{self, sigv4::FileCredentials, sigv4::Verifier};
 use crate::config::Config;
 use crate::issuer::oauth2::{Issuer, IssuerStartError};
+use crate::issuer::sessions::{Sessions, SessionsStartError};
 use crate::route::Router;
 use crate::tls;
 use crate::upstream::{Upstream, UpstreamBuildError};
@@ -35,6 +36,8 @@ pub struct Snapshot {
     pub sigv4_credentials: Option<Arc<FileCredentials>>,
     /// `[issuer.oauth2]`, started with the gateway (its keys and registry reload on their own).
     pub issuer: Option<Arc<Issuer>>,
+    /// `[issuer.sessions]`, started with the gateway (its sealing keys reload on their own).
+    pub sessions: Option<Arc<Sessions>>,
 }
 
 /// State shared by every connection of a running gateway.
@@ -78,6 +81,8 @@ pub enum StartError {
     AccessLog(std::io::Error),
     #[error(transparent)]
     Issuer(#[from] IssuerStartError),
+    #[error(transparent)]
+    Sessions(#[from] SessionsStartError),
 }
 
 impl StartError {
@@ -109,6 +114,7 @@ impl StartError {
             StartError::Sigv4Credentials(_) => Some("auth.sigv4.credentials_file".into()),
             StartError::AccessLog(_) => Some("log.access_log".into()),
             StartError::Issuer(_) => Some("issuer.oauth2".into()),
+            StartError::Sessions(_) => Some("issuer.sessions".into()),
         }
     }
 }
@@ -137,6 +143,7 @@ pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
         sigv4: sigv4.as_ref().map(|(v, _)| v.clone()),
         sigv4_credentials: sigv4.map(|(_, c)| c),
         issuer: None,
+        sessions: None,
     })
 }
 
@@ -157,4 +164,22 @@ pub fn start_issuer(
         issuer.set_audit_sink(Box::new(move |line| log.write_line(line)));
     }
     Ok(Some(issuer))
+}
+
+/// Start `[issuer.sessions]` when configured: its sealing-keys watcher runs until
+/// `shutdown`; its audit lines go where the OAuth2 issuer's go.
+pub fn start_sessions(
+    config: &Config,
+    access_log: &AccessLogger,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Arc<Sessions>>, StartError> {
+    let Some(cfg) = &config.sessions else {
+        return Ok(None);
+    };
+    let sessions = Sessions::start(cfg, shutdown)?;
+    if access_log.is_on() {
+        let log = access_log.clone();
+        sessions.set_audit_sink(Box::new(move |line| log.write_line(line)));
+    }
+    Ok(Some(sessions))
 }

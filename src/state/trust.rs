@@ -9,7 +9,9 @@ use tokio_rustls::TlsAcceptor;
 
 use super::StartError;
 use crate::config::{ClientAuth, Config};
-use crate::tls::{self, CachingVerifier, ClientVerifier, FetchedCrl, IdentityCache, Truststore};
+use crate::tls::{
+    self, Anchor, Anchors, CachingVerifier, ClientVerifier, FetchedCrl, IdentityCache, Truststore,
+};
 
 /// One truststore generation and everything built from it: immutable, swapped whole.
 pub struct TrustState {
@@ -20,6 +22,9 @@ pub struct TrustState {
     pub verifier: Arc<CachingVerifier>,
     /// One per running listener, in config order.
     pub acceptors: Vec<TlsAcceptor>,
+    /// The trust anchors of `[issuer.sessions]`, by name: each its own truststore and a
+    /// verifier with the `[truststore]` settings, reloaded with this generation.
+    pub anchors: Anchors,
 }
 
 impl std::fmt::Debug for TrustState {
@@ -112,5 +117,37 @@ pub fn build_trust(
         truststore,
         verifier,
         acceptors,
+        anchors: build_anchors(config, fetched)?,
     })
+}
+
+/// Each trust anchor's truststore, with the same checks as `[truststore]` (a store in which
+/// no root is valid now is refused) and the fetched CRLs whose issuer it holds.
+fn build_anchors(config: &Config, fetched: &[FetchedCrl]) -> Result<Anchors, StartError> {
+    let Some(sessions) = &config.sessions else {
+        return Ok(Anchors::new());
+    };
+    let mut anchors = Anchors::with_capacity(sessions.trust_anchors.len());
+    for a in &sessions.trust_anchors {
+        let truststore = Truststore::load_with(&a.truststore.dir, fetched)
+            .and_then(|t| t.check_roots_valid(SystemTime::now()).map(|()| t))
+            .map_err(|source| StartError::Truststore {
+                dir: a.truststore.dir.display().to_string(),
+                source,
+            })?;
+        let truststore = Arc::new(truststore);
+        let verifier = Arc::new(ClientVerifier::new(
+            truststore.clone(),
+            &a.truststore,
+            ClientAuth::Required,
+        ));
+        anchors.insert(
+            a.name.clone(),
+            Anchor {
+                truststore,
+                verifier,
+            },
+        );
+    }
+    Ok(anchors)
 }

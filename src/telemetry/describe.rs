@@ -183,7 +183,7 @@ pub(super) const METRICS: &[(&str, Kind, &str)] = &[
     (
         m::ISSUER_REVOCATIONS_TOTAL,
         Kind::Counter,
-        "Revocations recorded by the OAuth2 issuer, by kind.",
+        "Revocations recorded by the issuers, by kind (`jti`, `client` for OAuth2; `access_key_id`, `role`, `certificate` for sessions).",
     ),
     (
         m::ISSUER_RATE_LIMITED_TOTAL,

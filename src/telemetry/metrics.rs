@@ -86,7 +86,8 @@ pub const SIGV4_CREDENTIAL_RELOADS_TOTAL: &str = "portcullis_auth_sigv4_credenti
 /// Token requests to `[issuer.oauth2]` by `client` (a registered client_id, else `unknown`),
 /// `result` (`issued` | `refused`) and `reason` (`ok` or a fixed refusal label).
 pub const ISSUER_TOKENS_TOTAL: &str = "portcullis_issuer_tokens_total";
-/// Revocations recorded, by `kind` (`jti` | `client`).
+/// Revocations recorded, by `kind` (`jti` | `client` of OAuth2; `access_key_id` | `role` |
+/// `certificate` of sessions).
 pub const ISSUER_REVOCATIONS_TOTAL: &str = "portcullis_issuer_revocations_total";
 /// Issuer-endpoint requests refused by a rate limit, by `limit` (`per_client` | `per_address`).
 pub const ISSUER_RATE_LIMITED_TOTAL: &str = "portcullis_issuer_rate_limited_total";

@@ -62,3 +62,14 @@ pub fn server_provider() -> rustls::crypto::CryptoProvider {
     });
     provider
 }
+
+/// One `[[issuer.sessions.trust_anchor]]` of a truststore generation: its own truststore
+/// and a verifier with the `[truststore]` settings, so a CreateSession chain gets every
+/// check an mTLS client's gets (EKU clientAuth, CRLs, depth, every refusal reason).
+pub struct Anchor {
+    pub truststore: std::sync::Arc<Truststore>,
+    pub verifier: std::sync::Arc<ClientVerifier>,
+}
+
+/// The trust anchors of a generation, by name.
+pub type Anchors = std::collections::HashMap<String, Anchor>;
