@@ -202,6 +202,20 @@ async fn refusals_name_their_cause_with_aws_error_types() {
             "unknown_trust_anchor",
         ),
         (
+            "unknown profile",
+            Box::new(|r, _| r.profile = profile_arn("nope")),
+            404,
+            "ResourceNotFoundException",
+            "unknown_profile",
+        ),
+        (
+            "an ARN of another account",
+            Box::new(|r, _| r.role = "arn:aws:iam::111111111111:role/orders-reader".into()),
+            404,
+            "ResourceNotFoundException",
+            "unknown_role",
+        ),
+        (
             "unknown role",
             Box::new(|r, _| r.role = role_arn("nope")),
             404,
@@ -219,6 +233,13 @@ async fn refusals_name_their_cause_with_aws_error_types() {
             400,
             "ValidationException",
             "arn_mismatch",
+        ),
+        (
+            "a body over 64 KiB",
+            Box::new(|r, _| r.body_extra = format!(r#","pad":"{}""#, "x".repeat(66_000))),
+            400,
+            "ValidationException",
+            "body_too_large",
         ),
         (
             "AWS4-X509-MLDSA",
@@ -250,7 +271,7 @@ async fn refusals_name_their_cause_with_aws_error_types() {
         ),
     ];
     let n = cases.len();
-    for (name, tweak, status, error_type, reason) in &cases {
+    for (k, (name, tweak, status, error_type, reason)) in cases.iter().enumerate() {
         let mut r = Req::new(&s.worker);
         tweak(&mut r, &s);
         let a = create_session(&s, &r).await;
@@ -258,8 +279,9 @@ async fn refusals_name_their_cause_with_aws_error_types() {
         assert_eq!(a.error_type.as_deref(), Some(*error_type), "{name}");
         assert!(a.body["message"].is_string(), "{name}: {:?}", a.body);
         assert!(a.body.get("credentialSet").is_none(), "{name}");
-        let lines = audit_lines(&s.gw, 1).await;
-        let last = lines.last().unwrap();
+        // The audit line is written when the answer is: wait for this request's.
+        let lines = audit_lines(&s.gw, k + 1).await;
+        let last = &lines[k];
         assert_eq!(
             (last["result"].as_str(), last["reason"].as_str()),
             (Some("refused"), Some(*reason)),

@@ -91,6 +91,17 @@ pub fn parse<'a>(
         ));
     }
     let (arns, duration, role_session_name) = read_parameters(query, body)?;
+    // One of each: a second copy would be signed but not be the one read here.
+    for name in [
+        "authorization",
+        "x-amz-date",
+        "x-amz-x509",
+        "x-amz-x509-chain",
+    ] {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(Refusal::signature("repeated_header"));
+        }
+    }
     let auth = parse_authorization(headers)?;
     let amz_date =
         header_str(headers, "x-amz-date").ok_or_else(|| Refusal::signature("missing_date"))?;
@@ -343,6 +354,16 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("authorization", v.parse().unwrap());
         parse_authorization(&h).map(|_| ()).map_err(|e| e.reason)
+    }
+
+    #[test]
+    fn a_repeated_signature_header_is_refused() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.append("x-amz-x509", "AAAA".parse().unwrap());
+        h.append("x-amz-x509", "AAAA".parse().unwrap());
+        let q = "trustAnchorArn=a&profileArn=p&roleArn=r";
+        assert_eq!(parse(&h, q, b"").unwrap_err().reason, "repeated_header");
     }
 
     #[test]
