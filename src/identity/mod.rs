@@ -8,7 +8,7 @@
 pub mod cert;
 pub mod conn;
 
-pub use cert::{format_name, Identity, IdentityError};
+pub use cert::{format_name, serial_hex, Identity, IdentityError};
 pub use conn::{
     clock_ms, reads_as, Activity, ConnInfo, ConnTrust, ForwardedIdentity, WireSignals, XFCC,
     X_CLIENT_ACCESS_KEY_ID, X_CLIENT_ATTRIBUTES, X_CLIENT_FINGERPRINT, X_CLIENT_PREFIX,
