@@ -28,6 +28,30 @@ pub enum Sigv4Error {
     /// `x-amz-content-sha256` is not the hash of the body.
     PayloadHashMismatch,
     SignatureMismatch,
+    /// A session credential (`ASIA…` issued by `[issuer.sessions]`) was refused.
+    Session(SessionRefusal),
+}
+
+/// Why a session credential was refused, each with its own reason label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// An `ASIA…` id not in the credentials file, without `X-Amz-Security-Token`.
+    TokenMissing,
+    /// The header form carries the token but does not sign it.
+    TokenNotSigned,
+    /// The token does not open with a sealing key of this gateway, or opens to another
+    /// access key id (tampered, foreign, or moved to another key).
+    TokenInvalid,
+    /// The session's `exp` has passed.
+    Expired,
+    /// Revoked by the operator: its access key id, role or certificate.
+    Revoked,
+    /// The leaf that opened the session is on a CRL of its trust anchor.
+    CertificateRevoked,
+    /// The trust anchor that verified the leaf is no longer configured.
+    AnchorGone,
+    /// The session's role is no longer configured.
+    RoleGone,
 }
 
 impl Sigv4Error {
@@ -47,6 +71,16 @@ impl Sigv4Error {
             E::Expired => "RequestExpired",
             E::UnknownKey | E::InvalidToken => "InvalidClientTokenId",
             E::SignatureMismatch => "SignatureDoesNotMatch",
+            E::Session(SessionRefusal::TokenNotSigned) => "IncompleteSignature",
+            E::Session(SessionRefusal::Expired) => "ExpiredToken",
+            E::Session(
+                SessionRefusal::TokenMissing
+                | SessionRefusal::TokenInvalid
+                | SessionRefusal::Revoked
+                | SessionRefusal::CertificateRevoked
+                | SessionRefusal::AnchorGone
+                | SessionRefusal::RoleGone,
+            ) => "InvalidClientTokenId",
         }
     }
 
@@ -68,6 +102,16 @@ impl Sigv4Error {
             E::UnsignedPayload => "sigv4_unsigned_payload",
             E::PayloadHashMismatch => "sigv4_payload_hash_mismatch",
             E::SignatureMismatch => "sigv4_signature_mismatch",
+            E::Session(r) => match r {
+                SessionRefusal::TokenMissing => "sigv4_session_token_missing",
+                SessionRefusal::TokenNotSigned => "sigv4_session_token_not_signed",
+                SessionRefusal::TokenInvalid => "sigv4_session_token_invalid",
+                SessionRefusal::Expired => "sigv4_session_expired",
+                SessionRefusal::Revoked => "sigv4_session_revoked",
+                SessionRefusal::CertificateRevoked => "sigv4_session_certificate_revoked",
+                SessionRefusal::AnchorGone => "sigv4_session_trust_anchor_unknown",
+                SessionRefusal::RoleGone => "sigv4_session_role_unknown",
+            },
         }
     }
 
@@ -89,6 +133,16 @@ impl Sigv4Error {
             E::UnsignedPayload => "UNSIGNED-PAYLOAD is not accepted here; sign the payload",
             E::PayloadHashMismatch => "x-amz-content-sha256 does not match the request body",
             E::SignatureMismatch => "The request signature we calculated does not match the signature you provided",
+            E::Session(SessionRefusal::TokenMissing) => "A session access key needs its X-Amz-Security-Token",
+            E::Session(SessionRefusal::TokenNotSigned) => "X-Amz-Security-Token must be signed (name it in SignedHeaders)",
+            E::Session(SessionRefusal::Expired) => "The security token included in the request is expired",
+            E::Session(
+                SessionRefusal::TokenInvalid
+                | SessionRefusal::Revoked
+                | SessionRefusal::CertificateRevoked
+                | SessionRefusal::AnchorGone
+                | SessionRefusal::RoleGone,
+            ) => "The security token included in the request is invalid",
         }
     }
 }

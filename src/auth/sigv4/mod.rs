@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod credentials;
 mod error;
 mod parse;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +29,13 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use self::canonical::{RequestParts, ALGORITHM};
+pub use self::credentials::SessionIdentity;
 pub use self::credentials::{Credential, CredentialSource, FileCredentials, LookupError};
-pub use self::error::Sigv4Error;
+pub use self::error::{SessionRefusal, Sigv4Error};
 pub use self::parse::parse_amz_date;
 use self::parse::{header_date, parse_auth};
+use self::session::SessionCache;
+pub use self::session::SessionContext;
 use crate::config::Sigv4Config;
 use crate::telemetry::metrics as m;
 
@@ -84,6 +88,10 @@ pub struct Verifier {
     allow_unsigned_payload: bool,
     pub max_payload_buffer: u64,
     source: Arc<dyn CredentialSource>,
+    /// `sessions = true`: an `ASIA…` id the source does not know is a session credential.
+    sessions: bool,
+    /// Opened session tokens by access key id (see [`session`]).
+    session_cache: SessionCache,
     /// Credential scope "AKID/date/region/service" → (secret it was derived from, key).
     /// Read lock-free on every request; copied and swapped on a miss (once per key, scope
     /// and day), so the hot path never takes a lock.
@@ -143,6 +151,8 @@ impl Verifier {
             allow_unsigned_payload: config.allow_unsigned_payload,
             max_payload_buffer: config.max_payload_buffer,
             source,
+            sessions: config.sessions,
+            session_cache: SessionCache::new(),
             key_cache: ArcSwap::from_pointee(HashMap::new()),
             verified_ok: metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "accepted", "reason" => "ok"),
             key_hits: metrics::counter!(m::SIGV4_KEY_CACHE_HITS_TOTAL),
@@ -152,7 +162,18 @@ impl Verifier {
 
     /// Verify `req` at `now` (seconds since the Unix epoch), counting the outcome.
     pub fn verify(&self, req: &SignedRequest<'_>, now: i64) -> Result<Verified, Sigv4Error> {
-        let r = self.check(req, now);
+        self.verify_sessions(req, None, now)
+    }
+
+    /// [`Verifier::verify`], with what session credentials are checked against (`None`:
+    /// no `[issuer.sessions]` runs, so no session credential verifies).
+    pub fn verify_sessions(
+        &self,
+        req: &SignedRequest<'_>,
+        sessions: Option<SessionContext<'_>>,
+        now: i64,
+    ) -> Result<Verified, Sigv4Error> {
+        let r = self.check(req, sessions, now);
         match &r {
             Ok(_) => self.verified_ok.increment(1),
             Err(e) => metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "rejected", "reason" => e.reason())
@@ -161,8 +182,13 @@ impl Verifier {
         r
     }
 
-    fn check(&self, req: &SignedRequest<'_>, now: i64) -> Result<Verified, Sigv4Error> {
-        let b = self.build(req, now, false)?;
+    fn check(
+        &self,
+        req: &SignedRequest<'_>,
+        sessions: Option<SessionContext<'_>>,
+        now: i64,
+    ) -> Result<Verified, Sigv4Error> {
+        let b = self.build(req, sessions, now, false)?;
         if self.signature_matches(&b) {
             return Ok(Verified {
                 credential: b.credential,
@@ -172,7 +198,7 @@ impl Verifier {
         // AWS accepts a presigned URL whose X-Amz-Security-Token was appended after signing
         // (the suite's post-sts-header-after); only then is the second canonical form built.
         if b.form == Form::Presigned && b.has_token {
-            let b = self.build(req, now, true)?;
+            let b = self.build(req, sessions, now, true)?;
             if self.signature_matches(&b) {
                 return Ok(Verified {
                     credential: b.credential,
@@ -199,6 +225,7 @@ impl Verifier {
     pub(crate) fn build(
         &self,
         req: &SignedRequest<'_>,
+        sessions: Option<SessionContext<'_>>,
         now: i64,
         omit_token: bool,
     ) -> Result<Built, Sigv4Error> {
@@ -343,13 +370,22 @@ impl Verifier {
                 .get(SECURITY_TOKEN)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         };
-        let credential = self
-            .source
-            .lookup(akid, token.as_deref())
-            .map_err(|e| match e {
-                LookupError::UnknownKey => Sigv4Error::UnknownKey,
-                LookupError::InvalidToken => Sigv4Error::InvalidToken,
-            })?;
+        let credential = match self.source.lookup(akid, token.as_deref()) {
+            Ok(c) => c,
+            // A static `ASIA…` key in the file stays a static credential.
+            Err(LookupError::UnknownKey) if self.sessions && akid.starts_with("ASIA") => {
+                if auth.form == Form::Header
+                    && token.is_some()
+                    && signed.binary_search(&SECURITY_TOKEN.as_str()).is_err()
+                {
+                    return Err(Sigv4Error::Session(SessionRefusal::TokenNotSigned));
+                }
+                self.session_cache
+                    .credential(sessions, akid, token.as_deref(), now)?
+            }
+            Err(LookupError::UnknownKey) => return Err(Sigv4Error::UnknownKey),
+            Err(LookupError::InvalidToken) => return Err(Sigv4Error::InvalidToken),
+        };
 
         let creq = canonical::canonical_request(&RequestParts {
             method: req.method,
