@@ -4,6 +4,7 @@
 //! anchor's CRL) on an already-open connection, their persistence across a restart and a
 //! `kill -9`, two processes sharing the sealing keys, and real botocore as the signer.
 
+mod bench_mint;
 #[path = "../common/mod.rs"]
 mod common;
 mod python;
@@ -61,7 +62,7 @@ async fn session_credentials_reach_the_backend_with_their_identity_and_policy_by
     // Policy by role: orders-reader may not use /billing; billing-reader may.
     let r = conn.send(get(&m, "/billing/1")).await.unwrap();
     assert_eq!(r.status, 403);
-    assert_eq!(support::last_reason(&s.gw), "not_in_allow_list");
+    support::wait_reason(&s.gw, "not_in_allow_list").await;
     let b = session(&s, &leaf, "billing-reader");
     let r = conn.send(get(&b, "/billing/1")).await.unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -217,6 +218,50 @@ async fn refusals_speak_aws_and_name_their_reason() {
 
     // The original still passes on the same connection.
     let r = conn.send(get(&m, "/orders/1")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    s.gw.shutdown().await;
+}
+
+/// Rotating the sealing keys keeps older sessions; removing the key that sealed a session
+/// refuses it (the cached open is dropped too) once the folder is re-read.
+#[tokio::test]
+async fn a_removed_sealing_key_refuses_its_sessions_even_when_cached() {
+    let s = support::start().await;
+    let leaf = worker(&s.fleet, "worker-3");
+    let keys = s.gw.dir.path().join("session-keys");
+    let old_key = std::fs::read_dir(&keys)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m = session(&s, &leaf, "orders-reader");
+    let mut conn = client::connect(s.gw.addr, &s.pki, Opts::with(&s.client))
+        .await
+        .unwrap();
+    assert_eq!(conn.send(get(&m, "/orders/1")).await.unwrap().status, 200);
+
+    // A new key (names are UTC seconds): the old session still passes.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    portcullis::issuer::sessions::keys::generate(&keys).unwrap();
+    let new = session(&s, &leaf, "orders-reader");
+    std::fs::remove_file(&old_key).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let r = conn.send(get(&m, "/orders/1")).await.unwrap();
+        if r.status == 403 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_refused(
+        &s.gw,
+        &refused,
+        "InvalidClientTokenId",
+        "sigv4_session_token_invalid",
+    )
+    .await;
+    let r = conn.send(get(&new, "/orders/1")).await.unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     s.gw.shutdown().await;
 }

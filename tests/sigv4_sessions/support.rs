@@ -185,7 +185,12 @@ pub struct Minted {
 
 /// Seal a session of `role` opened with `leaf`, living `[iat, exp)` relative to now.
 pub fn mint(keys: &Path, leaf: &Leaf, role: &str, iat: i64, exp: i64) -> Minted {
-    let der = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+    mint_pem(keys, &leaf.chain_pem, role, iat, exp)
+}
+
+/// [`mint`] for the certificate first in `chain_pem`.
+pub fn mint_pem(keys: &Path, chain_pem: &str, role: &str, iat: i64, exp: i64) -> Minted {
+    let der = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .next()
         .unwrap()
         .unwrap();
@@ -233,13 +238,15 @@ pub fn signer(m: &Minted) -> Signer<'_> {
     }
 }
 
-/// The reason the access log gave the last request.
+/// The reason the access log gave the last request ("" while there is none; a line still
+/// being written is skipped).
 pub fn last_reason(gw: &TestGateway) -> String {
-    let log = gw.access_log();
-    log.last().unwrap()["reason"]
-        .as_str()
+    let text = std::fs::read_to_string(gw.dir.path().join("access.log")).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|l| l["reason"].as_str().map(str::to_owned))
         .unwrap_or_default()
-        .to_owned()
 }
 
 /// A 403 with AWS code `code`, and the access log's reason `reason`, metric counted.
@@ -257,7 +264,12 @@ pub async fn assert_refused(gw: &TestGateway, r: &Reply, code: &str, reason: &st
         1.0,
     )
     .await;
-    // The access-log line is written when the response body ends.
+    wait_reason(gw, reason).await;
+}
+
+/// Wait (bounded) until the access log's last line has `reason`: the line is written when
+/// the response body ends, which may trail the client's read.
+pub async fn wait_reason(gw: &TestGateway, reason: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while last_reason(gw) != reason && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
