@@ -266,12 +266,19 @@ fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
     Ok(keys)
 }
 
-/// `x-client-attributes`: the attributes as a JSON object; `None` when there are none.
+/// `x-client-attributes`: the attributes (printable ASCII) as a JSON object; `None` when
+/// there are none.
 pub fn attributes_header(
     attributes: &BTreeMap<String, String>,
 ) -> Result<Option<HeaderValue>, String> {
     if attributes.is_empty() {
         return Ok(None);
+    }
+    if attributes
+        .iter()
+        .any(|(k, v)| !is_printable(k) || !is_printable(v))
+    {
+        return Err("attributes must be printable ASCII".to_owned());
     }
     let json = serde_json::to_string(attributes).map_err(|e| e.to_string())?;
     HeaderValue::from_str(&json)

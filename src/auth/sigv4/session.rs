@@ -183,3 +183,118 @@ fn session_credential(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RoleConfig, SessionsConfig};
+    use crate::issuer::sessions::keys::{generate, SealKeySet};
+
+    fn sessions(dir: &std::path::Path) -> Sessions {
+        generate(&dir.join("keys")).unwrap();
+        Sessions::load(&SessionsConfig {
+            keys: dir.join("keys"),
+            state_dir: dir.join("state"),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            max_skew: std::time::Duration::from_secs(300),
+            trust_anchors: vec![],
+            profiles: vec![],
+            roles: vec![RoleConfig {
+                name: "reader".into(),
+                allow: vec![],
+                attributes: [("bad".to_owned(), "\u{1}".to_owned())].into(),
+            }],
+        })
+        .unwrap()
+    }
+
+    fn claims(role: &str, exp: i64) -> SessionClaims {
+        SessionClaims {
+            access_key_id: token::new_access_key_id().unwrap(),
+            role: role.into(),
+            profile: "p".into(),
+            trust_anchor: "gone".into(),
+            session: "s".into(),
+            source_identity: String::new(),
+            cert_sha256: "00".repeat(32),
+            issuer: "CN=x".into(),
+            serial: "1".into(),
+            uri_sans: vec![],
+            iat: 1,
+            exp,
+        }
+    }
+
+    /// The refusals the gateway tests cannot reach without changing the config under a
+    /// running session: its role or trust anchor gone, role attributes unfit for a header.
+    #[test]
+    fn a_session_whose_role_or_anchor_is_gone_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sessions(dir.path());
+        let keys = SealKeySet::load(&dir.path().join("keys")).unwrap();
+        let anchors = Anchors::new();
+        let ctx = Some(SessionContext {
+            sessions: &s,
+            anchors: &anchors,
+        });
+        let cache = SessionCache::new();
+        let refused = |c: &SessionClaims, now| {
+            let (token, _) = token::seal(&keys, c).unwrap();
+            cache
+                .credential(ctx, &c.access_key_id, Some(&token), now)
+                .unwrap_err()
+        };
+        let gone = claims("removed", 100);
+        assert_eq!(
+            refused(&gone, 50),
+            Sigv4Error::Session(SessionRefusal::RoleGone)
+        );
+        // Role attributes with a control character: refused, not sent without them.
+        assert_eq!(
+            refused(&claims("reader", 100), 50),
+            Sigv4Error::Session(SessionRefusal::RoleGone)
+        );
+        let (token, _) = token::seal(&keys, &gone).unwrap();
+        assert_eq!(
+            cache
+                .credential(None, &gone.access_key_id, Some(&token), 50)
+                .err(),
+            Some(Sigv4Error::UnknownKey)
+        );
+        assert_eq!(
+            cache.credential(ctx, &gone.access_key_id, None, 50).err(),
+            Some(Sigv4Error::Session(SessionRefusal::TokenMissing))
+        );
+    }
+
+    #[test]
+    fn the_anchor_is_looked_up_on_every_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sessions(dir.path());
+        s.cfg.roles[0].attributes.clear();
+        let keys = SealKeySet::load(&dir.path().join("keys")).unwrap();
+        let anchors = Anchors::new();
+        let ctx = Some(SessionContext {
+            sessions: &s,
+            anchors: &anchors,
+        });
+        let cache = SessionCache::new();
+        let c = claims("reader", 100);
+        let (token, _) = token::seal(&keys, &c).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                cache
+                    .credential(ctx, &c.access_key_id, Some(&token), 50)
+                    .err(),
+                Some(Sigv4Error::Session(SessionRefusal::AnchorGone))
+            );
+        }
+        assert_eq!(
+            cache
+                .credential(ctx, &c.access_key_id, Some(&token), 100)
+                .err(),
+            Some(Sigv4Error::Session(SessionRefusal::Expired))
+        );
+    }
+}
