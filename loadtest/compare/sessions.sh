@@ -39,8 +39,14 @@ rm -rf "$S/state" "$S/session-keys"
 umask 077
 printf '[[credential]]\naccess_key_id = "AKIDBENCHSTATIC"\nsecret_access_key = "bench-static-secret"\nprincipal = "svc-bench"\nattributes = { team = "bench" }\n' \
   > "$S/credentials.toml"
-(cd "$ROOT" && PORTCULLIS_MINT_KEYS="$S/session-keys" PORTCULLIS_MINT_LEAF="$PKI/clients/client-0001.pem" \
-   PORTCULLIS_MINT_OUT="$S/minted" cargo test -q --test sigv4_sessions mint_for_benchmark -- --ignored > /dev/null)
+# MINT_BIN: an already-built tests/sigv4_sessions binary (skips cargo, e.g. while it is busy).
+export PORTCULLIS_MINT_KEYS="$S/session-keys" PORTCULLIS_MINT_LEAF="$PKI/clients/client-0001.pem" \
+  PORTCULLIS_MINT_OUT="$S/minted"
+if [ -n "${MINT_BIN:-}" ]; then
+  "$MINT_BIN" --ignored --exact bench_mint::mint_for_benchmark > /dev/null
+else
+  (cd "$ROOT" && cargo test -q --test sigv4_sessions mint_for_benchmark -- --ignored > /dev/null)
+fi
 read -r AKID SECRET TOKEN < "$S/minted"
 
 sed -e "s|@WORK@|$W|g" -e "s|127.0.0.1:18080|127.0.0.1:$BACKEND_PORT|" \
