@@ -3,7 +3,7 @@
 # `POST /sessions` in a closed loop on CONNS keep-alive connections, with an ECDSA P-256 and
 # an RSA 2048 leaf, interleaved, RUNS each, the gateway's CPU per session read from /proc.
 #
-#   RUNS=3 DUR=5s CONNS=16 loadtest/compare/sessions.sh
+#   RUNS=3 DUR=5s CONNS=16 loadtest/compare/createsession.sh
 #
 # Each run replays one request signed just before it (loadtest/compare/sessions.py, as
 # iam-rolesanywhere-session signs; valid for max_skew): the gateway does all of its work
