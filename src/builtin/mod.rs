@@ -8,10 +8,12 @@
 //!
 //! Adding one: a file here with an `async fn` that takes the request (and whatever of
 //! [`Call`] it needs), a variant of [`Builtin`] and of `config::Builtin`, and one arm in
-//! each `match` below. `oauth2` is the HTTP face of `[issuer.oauth2]`.
+//! each `match` below. `oauth2` is the HTTP face of `[issuer.oauth2]`, `rolesanywhere`
+//! (CreateSession) that of `[issuer.sessions]`.
 
 pub mod echo;
 pub mod oauth2;
+pub mod rolesanywhere;
 
 use std::sync::Arc;
 
@@ -62,10 +64,7 @@ impl Builtin {
         match self {
             Builtin::Echo => echo::respond(req).await,
             Builtin::Oauth2 => oauth2::respond(req, call).await,
-            Builtin::Rolesanywhere => Err(GatewayError::new(
-                crate::error::ErrorKind::Internal,
-                "the session issuer is not running",
-            )),
+            Builtin::Rolesanywhere => rolesanywhere::respond(req, call).await,
         }
     }
 }

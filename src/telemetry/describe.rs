@@ -200,6 +200,11 @@ pub(super) const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Signing-key folder reloads by issuer and result.",
     ),
+    (
+        m::ISSUER_SESSIONS_TOTAL,
+        Kind::Counter,
+        "CreateSession requests to the session issuer by result and reason.",
+    ),
 ];
 
 /// Give the installed recorder every description.

@@ -95,3 +95,6 @@ pub const ISSUER_RATE_LIMITED_TOTAL: &str = "portcullis_issuer_rate_limited_tota
 pub const ISSUER_REGISTRY_RELOADS_TOTAL: &str = "portcullis_issuer_registry_reloads_total";
 /// Signing-key folder reloads by `issuer` and `result` (`success` | `failure`).
 pub const ISSUER_KEY_RELOADS_TOTAL: &str = "portcullis_issuer_key_reloads_total";
+/// CreateSession requests to `[issuer.sessions]` by `result` (`issued` | `refused`) and
+/// `reason` (`ok` or a fixed refusal label, see `builtin::rolesanywhere::refusal`).
+pub const ISSUER_SESSIONS_TOTAL: &str = "portcullis_issuer_sessions_total";

@@ -290,3 +290,20 @@ pub async fn truststore_json(gw: &TestGateway) -> serde_json::Value {
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
+
+/// The access-log lines of `kind` (their `"type"`, e.g. an issuer's audit lines) written so
+/// far; waits up to 10 s for at least `n`.
+pub async fn audit_lines(gw: &TestGateway, kind: &str, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<serde_json::Value> = gw
+            .access_log()
+            .into_iter()
+            .filter(|l| l["type"] == kind)
+            .collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
