@@ -5,16 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::client::{self, Reply};
+use common::client;
 use common::{Opts, Spec, TestPki};
 use http_body_util::Full;
-use portcullis::auth::sigv4::{canonical, derive_signing_key, sign};
 
-const AKID: &str = "AKIDORDERS";
-const SECRET: &str = "orders-secret-key-for-tests-only";
+use common::sigv4::{amz_now, aws_code, Signer, AKID, SECRET};
 
 fn creds_toml(entries: &[(&str, &str, &str)]) -> String {
     entries
@@ -61,133 +59,6 @@ async fn start_spec(
     common::TestGateway::from_parts(running, dir)
 }
 
-fn amz_now(offset: i64) -> String {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        + offset;
-    let t = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// A minimal signer (header form), for the gateway-side checks; botocore is the
-/// independent signer below.
-struct Signer<'a> {
-    akid: &'a str,
-    secret: &'a str,
-    region: &'a str,
-    date: String,
-}
-
-impl Signer<'_> {
-    fn new() -> Self {
-        Signer {
-            akid: AKID,
-            secret: SECRET,
-            region: "us-east-1",
-            date: amz_now(0),
-        }
-    }
-
-    /// Sign `method path?query` with `headers` (lowercase names) and `body`.
-    fn sign(
-        &self,
-        method: &str,
-        pq: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> http::Request<Full<Bytes>> {
-        let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
-        let mut all: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        all.push(("host".into(), "localhost".into()));
-        all.push(("x-amz-date".into(), self.date.clone()));
-        all.sort();
-        let signed: Vec<(&str, Vec<&[u8]>)> = all
-            .iter()
-            .map(|(n, v)| (n.as_str(), vec![v.as_bytes()]))
-            .collect();
-        let payload = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
-        let creq = canonical::canonical_request(&canonical::RequestParts {
-            method,
-            path,
-            query,
-            presigned: false,
-            omit_token: false,
-            headers: &signed,
-            payload_hash: &payload,
-        });
-        let scope = format!(
-            "{}/{}/execute-api/aws4_request",
-            &self.date[..8],
-            self.region
-        );
-        let sts = canonical::string_to_sign(&self.date, &scope, &creq);
-        let key = derive_signing_key(self.secret, &self.date[..8], self.region, "execute-api");
-        let sig = sign(&key, &sts);
-        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(format!("https://localhost{pq}"));
-        for (n, v) in &all {
-            b = b.header(n.as_str(), v.as_str());
-        }
-        b.header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={}, Signature={sig}",
-                self.akid,
-                names.join(";")
-            ),
-        )
-        .body(Full::new(Bytes::copy_from_slice(body)))
-        .unwrap()
-    }
-
-    /// A presigned GET URL path and query, valid `expires` seconds.
-    fn presign(&self, path: &str, expires: u64) -> String {
-        let scope = format!(
-            "{}/{}/execute-api/aws4_request",
-            &self.date[..8],
-            self.region
-        );
-        let mut cred = String::new();
-        canonical::uri_encode(
-            format!("{}/{scope}", self.akid).as_bytes(),
-            false,
-            &mut cred,
-        );
-        let query = format!(
-            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={cred}&X-Amz-Date={}&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host",
-            self.date
-        );
-        let hosts: Vec<&[u8]> = vec![b"localhost"];
-        let creq = canonical::canonical_request(&canonical::RequestParts {
-            method: "GET",
-            path,
-            query: &query,
-            presigned: true,
-            omit_token: false,
-            headers: &[("host", hosts)],
-            payload_hash: canonical::EMPTY_SHA256,
-        });
-        let sts = canonical::string_to_sign(&self.date, &scope, &creq);
-        let key = derive_signing_key(self.secret, &self.date[..8], self.region, "execute-api");
-        format!("{path}?{query}&X-Amz-Signature={}", sign(&key, &sts))
-    }
-}
-
 /// The AWS error code of a `GET /signed/x` signed by `signer`.
 async fn signed_get_code(conn: &mut client::Conn, signer: &Signer<'_>) -> String {
     aws_code(
@@ -196,14 +67,6 @@ async fn signed_get_code(conn: &mut client::Conn, signer: &Signer<'_>) -> String
             .await
             .unwrap(),
     )
-}
-
-fn aws_code(r: &Reply) -> String {
-    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.headers["x-portcullis-error"], "signature_rejected");
-    let code = r.json()["__type"].as_str().unwrap().to_owned();
-    assert_eq!(r.headers["x-amzn-errortype"], code.as_str());
-    code
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 pub mod client;
 pub mod origin;
 pub mod pki;
+pub mod process;
+pub mod sigv4;
 
 use std::fs;
 use std::io::Write;

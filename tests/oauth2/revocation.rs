@@ -1,9 +1,7 @@
 //! Revocation (RFC 7009 and the admin endpoint), introspection, registry changes, and the
 //! persistence of revocations across a restart and a `kill -9` of the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -206,7 +204,7 @@ fn a_revocation_survives_kill_9_of_the_binary() {
     let leaf = pki.client("orders-svc");
     let rt = tokio::runtime::Runtime::new().unwrap();
 
-    let (mut first, addr) = spawn(&config);
+    let (mut first, addr) = common::process::spawn(&config);
     let token = rt.block_on(async {
         let mut c = client::connect(addr, &pki, Opts::with(&leaf))
             .await
@@ -233,7 +231,7 @@ fn a_revocation_survives_kill_9_of_the_binary() {
     first.kill().unwrap(); // SIGKILL
     let _ = first.wait();
 
-    let (mut second, addr) = spawn(&config);
+    let (mut second, addr) = common::process::spawn(&config);
     let status = rt.block_on(async {
         let mut c = client::connect(addr, &pki, Opts::with(&leaf))
             .await
@@ -243,67 +241,4 @@ fn a_revocation_survives_kill_9_of_the_binary() {
     let _ = second.kill();
     let _ = second.wait();
     assert_eq!(status, 401, "the revocation did not survive kill -9");
-}
-
-/// Start the binary; return it and the listener address it logged.
-fn spawn(config: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("run")
-        .arg("--config")
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            // stderr is a pipe: JSON lines by default (`[log] format`).
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["message"] == "listening" {
-                    let a = v["address"].as_str().unwrap();
-                    return (child, a.parse().unwrap());
-                }
-                continue;
-            }
-            let line = strip_ansi(&line);
-            if line.contains("listening") {
-                if let Some(a) = line.split("address=").nth(1) {
-                    let a = a.split_whitespace().next().unwrap().trim_matches('"');
-                    return (child, a.parse().unwrap());
-                }
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the gateway did not start");
-}
-
-/// The log line without terminal colour sequences (`ESC [ ... m`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
