@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{http, python, script, seconds_left, text, Agent, Endpoint, BIN};
+use crate::support::{boto3, http, python, seconds_left, text, Agent, Endpoint, BIN};
 
 const TTL: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN: &str = "x-aws-ec2-metadata-token";
@@ -152,24 +152,7 @@ fn agent_serves_imdsv2_and_the_container_endpoint_as_botocore_uses_them() {
     );
 
     // botocore's own chain, through each transport.
-    let boto = |env: &[(&str, String)], mode: &str| -> serde_json::Value {
-        let out = Command::new(&python)
-            .arg(script("boto3_chain.py"))
-            .arg(mode)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("AWS_CONFIG_FILE", ep.dir.path().join("no-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                ep.dir.path().join("no-creds"),
-            )
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_PROFILE")
-            .env("NO_PROXY", "127.0.0.1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_str(text(&out.stdout).trim()).unwrap()
-    };
+    let boto = |env: &[(&str, String)], mode: &str| boto3(&python, ep.dir.path(), mode, env, &[]);
     let imds = boto(
         &[
             ("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{a}/")),

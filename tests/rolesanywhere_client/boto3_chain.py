@@ -42,6 +42,7 @@ if len(sys.argv) > 2:
     ctx.load_cert_chain(cert, key)
     conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=10)
     headers = dict(req.headers.items())
+    headers["Host"] = parts.netloc
     conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
     resp = conn.getresponse()
     out["status"] = resp.status

@@ -143,9 +143,9 @@ class Handler(BaseHTTPRequestHandler):
         m = mode()
         record = dict(told, ok=reason is None and m[0] != "deny", reason=reason)
         if reason is not None:
-            self.answer(400, {"message": reason}, "ValidationException")
+            reply = (400, {"message": reason}, "ValidationException")
         elif m[0] == "deny":
-            self.answer(403, {"message": "the test server denies this certificate"}, "AccessDeniedException")
+            reply = (403, {"message": "the test server denies this certificate"}, "AccessDeniedException")
         else:
             with LOCK:
                 COUNT[0] += 1
@@ -154,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
             life = int(m[1]) if len(m) > 1 else told["durationSeconds"]
             exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=life)
             record["akid"] = akid
-            self.answer(201, {
+            reply = (201, {
                 "credentialSet": [{
                     "assumedRoleUser": {"arn": f"arn:aws:sts::000000000000:assumed-role/orders-reader/{n}",
                                         "assumedRoleId": f"AROATEST:{n}"},
@@ -162,9 +162,11 @@ class Handler(BaseHTTPRequestHandler):
                                     "sessionToken": secrets.token_urlsafe(60),
                                     "expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")},
                     "packedPolicySize": 0, "roleArn": ROLE, "sourceIdentity": "worker-1"}],
-                "subjectArn": "arn:aws:rolesanywhere:us-east-1:000000000000:subject/test"})
+                "subjectArn": "arn:aws:rolesanywhere:us-east-1:000000000000:subject/test"}, None)
+        # Logged before the answer: a client that has its answer finds its line.
         with LOCK, open(os.path.join(DIR, "requests.log"), "a") as f:
             f.write(json.dumps(record) + "\n")
+        self.answer(*reply)
 
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -7,11 +7,12 @@
 mod agent;
 #[path = "../common/mod.rs"]
 mod common;
+mod gateway;
 mod support;
 
-use std::process::Command;
-
-use support::{credentials, python, rsa_leaf, script, seconds_left, text, Endpoint, BIN};
+use support::{
+    boto3, credentials, process_profile, python, rsa_leaf, seconds_left, text, Endpoint,
+};
 
 #[test]
 fn credentials_signs_like_the_go_helper_and_prints_only_the_process_json() {
@@ -168,28 +169,8 @@ fn boto3_profile_with_credential_process() {
     let ep = Endpoint::start(&python);
     let leaf = ep.pki.client("worker-1");
     let args = ep.args(&leaf, "w");
-    let config = ep.dir.path().join("aws-config");
-    std::fs::write(
-        &config,
-        format!(
-            "[profile portcullis]\nregion = us-east-1\ncredential_process = {BIN} credentials {}\n",
-            args.join(" ")
-        ),
-    )
-    .unwrap();
-    let out = Command::new(&python)
-        .arg(script("boto3_chain.py"))
-        .arg("process")
-        .env("AWS_CONFIG_FILE", &config)
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            ep.dir.path().join("no-creds"),
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let env = process_profile(ep.dir.path(), &args);
+    let v = boto3(&python, ep.dir.path(), "process", &env, &[]);
     assert_eq!(v["method"], "custom-process", "{v}");
     assert!(
         v["access_key"].as_str().unwrap().starts_with("ASIATEST"),

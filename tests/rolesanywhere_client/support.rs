@@ -107,29 +107,7 @@ impl Endpoint {
 
     /// Write `leaf` as NAME.pem / NAME.key; the common options of both commands.
     pub fn args(&self, leaf: &Leaf, name: &str) -> Vec<String> {
-        let cert = self.dir.path().join(format!("{name}.pem"));
-        let key = self.dir.path().join(format!("{name}.key"));
-        std::fs::write(&cert, &leaf.chain_pem).unwrap();
-        if !key.exists() {
-            crate::common::write_key(&key, &leaf.key_pem);
-        }
-        let p = |p: &Path| p.to_str().unwrap().to_owned();
-        vec![
-            "--endpoint".into(),
-            self.url(),
-            "--cert".into(),
-            p(&cert),
-            "--key".into(),
-            p(&key),
-            "--ca".into(),
-            p(&self.dir.path().join("ca.pem")),
-            "--trust-anchor".into(),
-            ANCHOR.into(),
-            "--profile".into(),
-            PROFILE.into(),
-            "--role".into(),
-            ROLE.into(),
-        ]
+        command_args(self.dir.path(), &self.url(), leaf, name)
     }
 
     pub fn stop(&mut self) {
@@ -142,6 +120,78 @@ impl Drop for Endpoint {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The common options of both commands for `leaf` (written to DIR/NAME.pem and NAME.key),
+/// with DIR/ca.pem as `--ca`.
+pub fn command_args(dir: &Path, url: &str, leaf: &Leaf, name: &str) -> Vec<String> {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, &leaf.chain_pem).unwrap();
+    if !key.exists() {
+        crate::common::write_key(&key, &leaf.key_pem);
+    }
+    let p = |p: &Path| p.to_str().unwrap().to_owned();
+    vec![
+        "--endpoint".into(),
+        url.into(),
+        "--cert".into(),
+        p(&cert),
+        "--key".into(),
+        p(&key),
+        "--ca".into(),
+        p(&dir.join("ca.pem")),
+        "--trust-anchor".into(),
+        ANCHOR.into(),
+        "--profile".into(),
+        PROFILE.into(),
+        "--role".into(),
+        ROLE.into(),
+    ]
+}
+
+/// `boto3_chain.py MODE [ARGS]` with `env` on top of an environment that holds no other
+/// credentials (config and credentials files in `dir` that do not exist, unless `env` names
+/// AWS_CONFIG_FILE); its one JSON line.
+pub fn boto3(
+    python: &str,
+    dir: &Path,
+    mode: &str,
+    env: &[(&str, String)],
+    args: &[String],
+) -> serde_json::Value {
+    let out = Command::new(python)
+        .arg(script("boto3_chain.py"))
+        .arg(mode)
+        .args(args)
+        .env("AWS_CONFIG_FILE", dir.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-creds"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_str(text(&out.stdout).trim()).unwrap()
+}
+
+/// An AWS config file DIR/aws-config with a profile `portcullis` whose credential_process
+/// is `portcullis credentials ARGS`; the environment that points boto3 at it alone.
+pub fn process_profile(dir: &Path, args: &[String]) -> [(&'static str, String); 2] {
+    let config = dir.join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile portcullis]\nregion = us-east-1\ncredential_process = {BIN} credentials {}\n",
+            args.join(" ")
+        ),
+    )
+    .unwrap();
+    [
+        ("AWS_CONFIG_FILE", config.to_str().unwrap().to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
 }
 
 pub fn credentials(args: &[String]) -> Output {
