@@ -5,7 +5,9 @@
 //! `configs/quickstart.toml`; starts the gateway in front of the built-in `echo` upstream;
 //! prints curl commands that show an accepted client, a client without a certificate, a
 //! revoked client, the allow-list at work, and an OAuth2 client (`demo-client`, its secret
-//! printed once when the folder is made) getting a token and calling a route with it.
+//! printed once when the folder is made) getting a token and calling a route with it. It
+//! also serves CreateSession (`POST /sessions`, trust anchor, profile and role `demo`,
+//! `demo`, `demo-reader`) for the demo certificates, with a sealing key in `session-keys/`.
 //!
 //! A folder made earlier is reused only while it still holds what the printed steps
 //! promise (alice and ops valid, mallory revoked, nothing expired); otherwise quickstart
@@ -106,6 +108,7 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> Result<Path
             }
         }
     }
+    prepare_session_keys(dir)?;
     let mut doc: toml_edit::DocumentMut = CONFIG_TEMPLATE
         .parse()
         .map_err(|e| format!("configs/quickstart.toml: {e}"))?;
@@ -154,6 +157,16 @@ pub fn prepare_oauth(dir: &Path) -> Result<Option<String>, String> {
         return Ok(None);
     }
     registry_edit::add_client(&clients, DEMO_CLIENT, &["orders/read".into()], None).map(Some)
+}
+
+/// A sealing key for `[issuer.sessions]`, unless the folder has one.
+fn prepare_session_keys(dir: &Path) -> Result<(), String> {
+    use crate::issuer::sessions::keys;
+    let key_dir = dir.join("session-keys");
+    if keys::SealKeySet::load(&key_dir).is_err() {
+        keys::generate(&key_dir)?;
+    }
+    Ok(())
 }
 
 fn print_instructions(
@@ -212,6 +225,12 @@ fn print_instructions(
              `portcullis oauth client rotate-secret {d}/oauth-clients.toml {DEMO_CLIENT}`"
         ),
     }
+    println!(
+        "# Roles Anywhere: POST {url}/sessions (CreateSession) gives alice's certificate temporary \
+         credentials for trust anchor arn:aws:rolesanywhere:us-east-1:000000000000:trust-anchor/demo, \
+         profile arn:aws:rolesanywhere:us-east-1:000000000000:profile/demo and role \
+         arn:aws:iam::000000000000:role/demo-reader (present the certificate at TLS too)"
+    );
     println!();
     println!("Manage the demo PKI with `portcullis pki issue|revoke {d}/pki ...`. Ctrl-C stops the gateway.");
     println!();

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod python;
+mod quickstart;
 mod support;
 
 use support::{

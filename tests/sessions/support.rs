@@ -5,6 +5,7 @@
 //! TLS connection so the Go client's chunked body can be reproduced byte for byte.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::pki::{Ca, Leaf, LeafSpec};
-use crate::common::{self, Opts, Spec, TestGateway, TestPki, TrustLayout};
+use crate::common::{self, Spec, TestGateway, TestPki, TrustLayout};
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
@@ -269,11 +270,33 @@ fn hex_sha256(b: &[u8]) -> String {
 }
 
 pub fn decimal(serial: &SerialNumber) -> String {
-    let mut v: u128 = 0;
-    for b in serial.to_bytes() {
-        v = v << 8 | u128::from(b);
+    decimal_of(&serial.to_bytes())
+}
+
+/// A big-endian unsigned integer in decimal (long division by 10).
+fn decimal_of(bytes: &[u8]) -> String {
+    let mut n: Vec<u8> = bytes.to_vec();
+    let mut digits = Vec::new();
+    while n.iter().any(|&b| b != 0) {
+        let mut rem = 0u32;
+        for b in n.iter_mut() {
+            let v = rem << 8 | u32::from(*b);
+            *b = (v / 10) as u8;
+            rem = v % 10;
+        }
+        digits.push(char::from(b'0' + rem as u8));
     }
-    v.to_string()
+    if digits.is_empty() {
+        digits.push('0');
+    }
+    digits.iter().rev().collect()
+}
+
+/// The decimal serial of a DER certificate.
+fn serial_of(der: &CertificateDer<'_>) -> String {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der.as_ref()).unwrap();
+    decimal_of(cert.tbs_certificate().serial_number().as_bytes())
 }
 
 fn ders(pem: &str) -> Vec<CertificateDer<'static>> {
@@ -288,8 +311,13 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// Sign `r` as the AWS clients do, send it, read the answer.
+/// Sign `r` as the AWS clients do, send it to the gateway of `s`, read the answer.
 pub async fn create_session(s: &Setup, r: &Req<'_>) -> Answer {
+    create_session_at(s.gw.addr, &s.pki.root_pem(), r).await
+}
+
+/// [`create_session`] to the gateway at `addr`, whose server certificate `root_pem` issued.
+pub async fn create_session_at(addr: SocketAddr, root_pem: &str, r: &Req<'_>) -> Answer {
     use base64::Engine;
     let b64 = |d: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(d);
     let certs = ders(&r.leaf.chain_pem);
@@ -297,7 +325,7 @@ pub async fn create_session(s: &Setup, r: &Req<'_>) -> Answer {
     let chain: Vec<String> = certs[1..].iter().map(b64).collect();
     let key = KeyPair::from_pem(&r.leaf.key_pem).unwrap();
     let is_rsa = key.algorithm() == &rcgen::PKCS_RSA_SHA256;
-    let host = format!("localhost:{}", s.gw.addr.port());
+    let host = format!("localhost:{}", addr.port());
     let t = r.time;
     let amz_date = format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -363,7 +391,7 @@ pub async fn create_session(s: &Setup, r: &Req<'_>) -> Answer {
         let n = sig.len() - 3;
         sig[n] ^= 0x55;
     }
-    let serial = r.serial.clone().unwrap_or_else(|| decimal(&r.leaf.serial));
+    let serial = r.serial.clone().unwrap_or_else(|| serial_of(&certs[0]));
     let authorization = format!(
         "{algorithm} Credential={serial}/{scope}, SignedHeaders={names}, Signature={}",
         hex::encode(sig)
@@ -394,17 +422,29 @@ pub async fn create_session(s: &Setup, r: &Req<'_>) -> Answer {
         wire.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
         wire.extend_from_slice(body.as_bytes());
     }
-    exchange(s, r.tls_cert, &wire).await
+    exchange(addr, root_pem, r.tls_cert, &wire).await
 }
 
 /// Write `wire` on a fresh TLS connection (with `cert` if given); parse the answer.
-async fn exchange(s: &Setup, cert: Option<&Leaf>, wire: &[u8]) -> Answer {
-    let opts = match cert {
-        Some(c) => Opts::with(c),
-        None => Opts::anonymous(),
+async fn exchange(addr: SocketAddr, root_pem: &str, cert: Option<&Leaf>, wire: &[u8]) -> Answer {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ders(root_pem).remove(0)).unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let cfg = match cert {
+        Some(c) => builder
+            .with_client_auth_cert(
+                ders(&c.chain_pem),
+                rustls_pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
     };
-    let cfg = common::client::tls_config(&s.pki, &opts);
-    let tcp = tokio::net::TcpStream::connect(s.gw.addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
