@@ -359,3 +359,62 @@ pub fn oauth_keys_rotate(dir: &Path) -> ExitCode {
         eprintln!("keep the older keys until the last token they signed has expired");
     }))
 }
+
+/// `portcullis credentials`: one CreateSession, then the `credential_process` JSON alone
+/// on stdout; every other word on stderr; exit 1 with the reason (the endpoint's
+/// `x-amzn-ErrorType` and message when it refused).
+pub fn credentials(opts: &crate::rolesanywhere_client::Options) -> ExitCode {
+    use crate::rolesanywhere_client::Client;
+    crate::telemetry::init_logging_as("warn", false);
+    let client = match Client::new(opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let fetched = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .and_then(|rt| {
+            rt.block_on(client.create_session())
+                .map_err(|e| e.to_string())
+        });
+    match fetched {
+        Ok(c) => {
+            println!("{}", c.process_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `portcullis agent`: credentials first, then IMDSv2 (and the container endpoint) on
+/// `--listen` until SIGTERM/SIGINT; exit 1 when it cannot start.
+pub fn agent(
+    opts: &crate::rolesanywhere_client::Options,
+    agent: crate::rolesanywhere_client::agent::AgentOptions,
+) -> ExitCode {
+    use crate::rolesanywhere_client::{agent, Client};
+    crate::telemetry::init_logging_as("info", false);
+    let started = Client::new(opts)
+        .map_err(|e| e.to_string())
+        .and_then(|client| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))
+                .and_then(|rt| rt.block_on(agent::run(client, agent)))
+        });
+    match started {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

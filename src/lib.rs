@@ -22,6 +22,7 @@ pub mod policy;
 pub mod proxy;
 pub mod quickstart;
 pub mod reload;
+pub mod rolesanywhere_client;
 pub mod route;
 pub mod server;
 pub mod shutdown;

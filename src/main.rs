@@ -3,10 +3,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use portcullis::{cli, quickstart};
+use portcullis::{cli, quickstart, rolesanywhere_client};
 
 /// mimalloc instead of glibc malloc: the keep-alive profile spent ~12 % of the gateway's
 /// samples in glibc malloc/free (per-request header maps, bodies, futures); see
@@ -73,12 +74,89 @@ enum Command {
     /// Manage the session issuer's sealing keys.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Temporary credentials from a certificate (Roles Anywhere CreateSession), printed as
+    /// `credential_process` JSON on stdout. In ~/.aws/config:
+    /// `credential_process = portcullis credentials --endpoint https://gw:8443 --cert … --key … --trust-anchor … --profile … --role …`
+    Credentials(SessionArgs),
+    /// Serve temporary credentials to unmodified AWS SDKs as an IMDSv2 endpoint (export
+    /// AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9911/), refreshed in the background.
+    Agent {
+        #[command(flatten)]
+        session: SessionArgs,
+        /// Address to serve on (loopback unless --allow-remote).
+        #[arg(long, default_value = rolesanywhere_client::agent::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Also serve GET /v1/credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI) to requests whose
+        /// Authorization header equals the token in this file (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).
+        #[arg(long)]
+        container_token_file: Option<PathBuf>,
+        /// Allow a --listen address off loopback (the credentials go to whoever reaches it).
+        #[arg(long)]
+        allow_remote: bool,
+        /// Refresh when this little time is left on the credentials (≥ 30 min are served).
+        #[arg(long, default_value = "35m", value_parser = humantime::parse_duration, hide = true)]
+        refresh_before: Duration,
+    },
     /// Print a shell completion script, e.g. `portcullis completions bash >
     /// /etc/bash_completion.d/portcullis`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// CreateSession's options, shared by `credentials` and `agent`.
+#[derive(clap::Args)]
+struct SessionArgs {
+    /// Base URL of the gateway (CreateSession goes to <URL>/sessions), e.g. https://gw:8443.
+    #[arg(long)]
+    endpoint: String,
+    /// The certificate (PEM; further certificates in the file are sent as its chain). Also
+    /// presented as the TLS client certificate.
+    #[arg(long)]
+    cert: PathBuf,
+    /// Its private key (PEM: ECDSA P-256 or RSA; PKCS#8, SEC1 or PKCS#1).
+    #[arg(long)]
+    key: PathBuf,
+    /// Intermediate certificates to send (PEM), in X-Amz-X509-Chain.
+    #[arg(long)]
+    chain: Option<PathBuf>,
+    /// arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/NAME (its region signs the request).
+    #[arg(long)]
+    trust_anchor: String,
+    /// arn:aws:rolesanywhere:REGION:ACCOUNT:profile/NAME.
+    #[arg(long)]
+    profile: String,
+    /// arn:aws:iam::ACCOUNT:role/NAME.
+    #[arg(long)]
+    role: String,
+    /// CA bundle to verify the gateway's certificate (default: the system bundle).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Lifetime asked for, 15m to 12h (the profile may cap it). botocore refreshes 15 min
+    /// before expiry, so keep it well above that.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// roleSessionName (the profile must accept it); default: the certificate's serial.
+    #[arg(long)]
+    session_name: Option<String>,
+}
+
+impl SessionArgs {
+    fn options(self) -> rolesanywhere_client::Options {
+        rolesanywhere_client::Options {
+            endpoint: self.endpoint,
+            cert: self.cert,
+            key: self.key,
+            chain: self.chain,
+            trust_anchor: self.trust_anchor,
+            profile: self.profile,
+            role: self.role,
+            ca: self.ca,
+            duration: self.duration,
+            session_name: self.session_name,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -238,6 +316,22 @@ fn main() -> ExitCode {
         Command::Sessions(SessionsCommand::Keys(SessionsKeysCommand::Rotate { dir })) => {
             cli::sessions_keys_rotate(&dir)
         }
+        Command::Credentials(session) => cli::credentials(&session.options()),
+        Command::Agent {
+            session,
+            listen,
+            container_token_file,
+            allow_remote,
+            refresh_before,
+        } => cli::agent(
+            &session.options(),
+            rolesanywhere_client::agent::AgentOptions {
+                listen,
+                allow_remote,
+                container_token_file,
+                refresh_before,
+            },
+        ),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
