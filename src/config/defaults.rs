@@ -7,6 +7,8 @@ pub const CLIENT_AUTH: &str = "required";
 pub const MIN_TLS_VERSION: &str = "1.2";
 pub const KEY_PERMISSIONS: &str = "strict";
 pub const WORKERS: usize = 0;
+/// `[runtime] mode` (BENCHMARKS.md, issue 17 step 3: the one that won both load settings).
+pub const RUNTIME_MODE: &str = "per-core";
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
