@@ -38,12 +38,7 @@ pub fn init_logging(log: &config::LogConfig) {
 /// Build a runtime for `config`, start the gateway, call `started` with it, and serve until
 /// a signal. Shared by `run` and `quickstart`.
 pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCode {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if config.workers() > 0 {
-        rt.worker_threads(config.workers());
-    }
-    let rt = match rt.build() {
+    let rt = match server::runtime::control_runtime(config) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: NGINX, HAProxy and portcullis terminating the same mTLS traffic
-# in front of the same backend, measured one after another with the same harness.
+# in front of the same backend, measured with the same harness in interleaved rounds (each
+# round runs every proxy once per figure), for each load-client thread count.
 #
 #   loadtest/compare/run.sh            # defaults below; override with env vars
 #   RUNS=3 DUR=5s CONNS=64 IDLE=10000 WORKERS=2 loadtest/compare/run.sh
@@ -19,12 +20,15 @@ IDLE=${IDLE:-10000}        # idle mTLS connections for the memory figure (capped
 IDLE_HOLD=${IDLE_HOLD:-30s}
 CLIENTS=${CLIENTS:-1000}   # client identities
 WORKERS=${WORKERS:-2}      # proxy worker processes / threads, the same for all three
-CLIENT_THREADS=${CLIENT_THREADS:-1}
+CLIENT_THREADS=${CLIENT_THREADS:-"1 2"}   # load-client threads; each value is its own set of rows
 WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
 PROXIES=${PROXIES:-"nginx haproxy portcullis"}
-MEASURES=${MEASURES:-"keepalive full resume idle auth"}   # a subset reruns only those figures
+MEASURES=${MEASURES:-"keepalive full resume syscalls idle auth"}   # a subset reruns only those figures
 # Figure 6 at a fixed rate too (open loop): 0 = 70 % of the slowest route's closed-loop rate.
 AUTH_RATE=${AUTH_RATE:-0}
+# Added to every port (backend 18080, NGINX 18443, HAProxy 18444, portcullis 18445) when
+# those are taken on a shared machine.
+PORT_OFFSET=${PORT_OFFSET:-0}
 OUT="$WORK/results"
 mkdir -p "$OUT"
 
@@ -38,10 +42,13 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
-echo "== building release binaries"
-(cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
-LT="$ROOT/target/release/loadtest"
-PC=${PC_BIN:-"$ROOT/target/release/portcullis"}   # PC_BIN=/path/to/other/build for an A/B
+# PC_BIN=/path/to/other/build for an A/B; with both PC_BIN and LT_BIN given, nothing is built.
+if [ -z "${PC_BIN:-}" ] || [ -z "${LT_BIN:-}" ]; then
+  echo "== building release binaries"
+  (cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
+fi
+LT=${LT_BIN:-"$ROOT/target/release/loadtest"}
+PC=${PC_BIN:-"$ROOT/target/release/portcullis"}
 
 # Room for 10,000 idle connections in the client and in each proxy.
 ulimit -Hn 65536 2>/dev/null || true
@@ -64,6 +71,10 @@ PKI="$WORK/pki"
 mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy" "$WORK/portcullis"
 for f in backend.conf nginx.conf haproxy.cfg portcullis.toml; do
   sed -e "s|@WORK@|$WORK|g" -e "s|@PKI@|$PKI|g" -e "s|@WORKERS@|$WORKERS|g" \
+      -e "s|127.0.0.1:18080|127.0.0.1:$((18080 + PORT_OFFSET))|g" \
+      -e "s|127.0.0.1:18443|127.0.0.1:$((18443 + PORT_OFFSET))|g" \
+      -e "s|127.0.0.1:18444|127.0.0.1:$((18444 + PORT_OFFSET))|g" \
+      -e "s|127.0.0.1:18445|127.0.0.1:$((18445 + PORT_OFFSET))|g" \
       -e "s|@NOFILE@|$NOFILE|g" -e "s|@HAPROXY_MAXCONN@|$HAPROXY_MAXCONN|g" \
       "$HERE/$f" > "$WORK/${f%%.*}/$f"
 done
@@ -76,74 +87,131 @@ trap cleanup EXIT
 PIDS+=($!)
 sleep 0.5
 
+# The proxy's processes: itself and its children (NGINX's and HAProxy's workers).
+procs_of() { echo "$1" $(ps -o pid= --ppid "$1"); }
 # CPU seconds (user+system, all threads) of a process and its children, from /proc.
 cpu_of() {
   local total=0 p
-  for p in $1 $(ps -o pid= --ppid "$1"); do
+  for p in $(procs_of "$1"); do
     [ -r "/proc/$p/stat" ] || continue
     total=$(awk -v t="$total" '{ sub(/.*\) /, ""); print t + $12 + $13 }' "/proc/$p/stat")
   done
   echo "$total"   # in clock ticks (USER_HZ = 100)
 }
+# Voluntary and involuntary context switches and CPU migrations, summed over every thread
+# of the process and its children (/proc/PID/task/TID/status and .../sched).
+sched_of() {
+  local p
+  for p in $(procs_of "$1"); do
+    cat /proc/"$p"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {v += $2}
+      /^nonvoluntary_ctxt_switches/ {n += $2} END {printf "%d %d ", v, n}'
+    cat /proc/"$p"/task/*/sched 2>/dev/null | awk '/^se.nr_migrations/ {m += $3} END {printf "%d\n", m}'
+  done | awk '{v += $1; n += $2; m += $3} END {print v + 0, n + 0, m + 0}'
+}
 # Resident memory (KiB) of a process and its children.
 rss_of() {
   local total=0 p
-  for p in $1 $(ps -o pid= --ppid "$1"); do
+  for p in $(procs_of "$1"); do
     [ -r "/proc/$p/status" ] || continue
     total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status")))
   done
   echo "$total"
 }
 
+declare -A PID_OF
 start_proxy() {
   case $1 in
     nginx) "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' & ;;
     haproxy) "$HAPROXY" -db -f "$WORK/haproxy/haproxy.cfg" & ;;
     portcullis) "$PC" run --config "$WORK/portcullis/portcullis.toml" & ;;
   esac
-  PROXY_PID=$!
-  PIDS+=("$PROXY_PID")
-  sleep 1.5
-  kill -0 "$PROXY_PID" || { echo "$1 did not start"; exit 1; }
+  PID_OF[$1]=$!
+  PIDS+=("$!")
 }
 has() { case " $MEASURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-port_of() { case $1 in nginx) echo 18443 ;; haproxy) echo 18444 ;; portcullis) echo 18445 ;; esac; }
-
-# One timed harness run with the proxy's CPU accounted: writes NAME.json (+ proxy_cpu_s).
-measure() {
-  local name=$1; shift
-  local c0 c1
-  c0=$(cpu_of "$PROXY_PID")
-  "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" \
-      --threads "$CLIENT_THREADS" -q --json "$OUT/$name.json" "$@" > "$OUT/$name.txt"
-  c1=$(cpu_of "$PROXY_PID")
-  python3 - "$OUT/$name.json" "$c0" "$c1" <<'PY'
-import json, sys
-p, c0, c1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-r = json.load(open(p)); r["proxy_cpu_s"] = (c1 - c0) / 100.0
-json.dump(r, open(p, "w"))
-PY
-  tail -n +2 "$OUT/$name.txt" | sed -n '2,5p' | sed "s/^/   $name: /"
+port_of() {
+  case $1 in nginx) echo $((18443 + PORT_OFFSET)) ;; haproxy) echo $((18444 + PORT_OFFSET)) ;;
+    portcullis) echo $((18445 + PORT_OFFSET)) ;; esac
+}
+lt() {
+  "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" "$@"
 }
 
+# One timed harness run with the proxy's CPU and scheduling accounted: writes NAME.json
+# (+ proxy_cpu_s, proxy_ctxsw_voluntary, proxy_ctxsw_involuntary, proxy_migrations).
+measure() {
+  local name=$1; shift
+  local c0 c1 s0 s1
+  c0=$(cpu_of "$PROXY_PID"); s0=$(sched_of "$PROXY_PID")
+  lt --threads "$T" -q --json "$OUT/$name.json" "$@" > "$OUT/$name.txt"
+  c1=$(cpu_of "$PROXY_PID"); s1=$(sched_of "$PROXY_PID")
+  python3 - "$OUT/$name.json" "$c0" "$c1" "$s0" "$s1" <<'PY'
+import json, sys
+p, c0, c1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+s0, s1 = [list(map(int, a.split())) for a in sys.argv[4:6]]
+r = json.load(open(p)); r["proxy_cpu_s"] = (c1 - c0) / 100.0
+for k, a, b in zip(["voluntary", "involuntary"], s0, s1):
+    r[f"proxy_ctxsw_{k}"] = b - a
+r["proxy_migrations"] = s1[2] - s0[2]
+json.dump(r, open(p, "w"))
+PY
+  tail -n +2 "$OUT/$name.txt" | sed -n '2,3p' | sed "s/^/   $name: /"
+}
+
+# Every proxy runs for the whole comparison (each on its own port, idle while another is
+# measured), so a round can run every proxy once per figure: nginx, haproxy, portcullis,
+# then again. Drift of the machine (other builds, thermal) then lands in every proxy's
+# runs alike instead of in the ratios; the table reports medians over the rounds.
+echo "== starting $PROXIES"
+for proxy in $PROXIES; do start_proxy "$proxy"; done
+sleep 1.5
 for proxy in $PROXIES; do
-  echo "== $proxy"
-  start_proxy "$proxy"
-  URL="https://127.0.0.1:$(port_of "$proxy")/"
+  kill -0 "${PID_OF[$proxy]}" || { echo "$proxy did not start"; exit 1; }
   # warm-up: connections, upstream pool, caches
-  "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -c "$CONNS" -d 1s -q > /dev/null
+  URL="https://127.0.0.1:$(port_of "$proxy")/" lt -c "$CONNS" -d 1s -q > /dev/null
+done
+for T in $CLIENT_THREADS; do
+  echo "== load client on $T thread(s)"
   for i in $(seq "$RUNS"); do
-    has keepalive && measure "$proxy-keepalive-$i" -c "$CONNS" -d "$DUR"
-    has full && measure "$proxy-full-$i" --mode new-conn -c "$HS_CONNS" -d "$DUR"
-    # As many identities as connections, so every identity resumes its own session
-    # after its first (full) handshake instead of 1,000 first handshakes in a row.
-    has resume && measure "$proxy-resume-$i" --mode resume -c "$HS_CONNS" -d "$DUR" \
-        --max-identities "$HS_CONNS"
+    for proxy in $PROXIES; do
+      PROXY_PID=${PID_OF[$proxy]}
+      URL="https://127.0.0.1:$(port_of "$proxy")/"
+      has keepalive && measure "$proxy-keepalive-t$T-$i" -c "$CONNS" -d "$DUR"
+      has full && measure "$proxy-full-t$T-$i" --mode new-conn -c "$HS_CONNS" -d "$DUR"
+      # As many identities as connections, so every identity resumes its own session
+      # after its first (full) handshake instead of 1,000 first handshakes in a row.
+      has resume && measure "$proxy-resume-t$T-$i" --mode resume -c "$HS_CONNS" -d "$DUR" \
+          --max-identities "$HS_CONNS"
+    done
   done
-  if [ "$IDLE" -gt 0 ] && has idle; then
+done
+
+# System calls per keep-alive request: `strace -c -f` on the proxy (every process) during a
+# short run of its own, never during the timed runs (ptrace slows the proxy several-fold;
+# only the counts are used). Skipped with a note where ptrace is refused.
+if has syscalls; then
+  for proxy in $PROXIES; do
+    PROXY_PID=${PID_OF[$proxy]}
+    URL="https://127.0.0.1:$(port_of "$proxy")/"
+    args=(); for p in $(procs_of "$PROXY_PID"); do args+=(-p "$p"); done
+    strace -c -f -o "$OUT/$proxy-strace.txt" "${args[@]}" 2> "$OUT/$proxy-strace.err" & SPID=$!
+    sleep 1
+    if ! kill -0 "$SPID" 2>/dev/null; then
+      echo "   $proxy: strace refused ($(head -c 200 "$OUT/$proxy-strace.err")): no syscall figure"
+      continue
+    fi
+    lt --threads 1 -q -c "$CONNS" -n "${STRACE_N:-5000}" --json "$OUT/$proxy-strace.json" > /dev/null
+    kill -INT "$SPID"; wait "$SPID" 2>/dev/null || true
+    echo "   $proxy-strace: $(tail -1 "$OUT/$proxy-strace.txt")"
+  done
+fi
+
+if [ "$IDLE" -gt 0 ] && has idle; then
+  for proxy in $PROXIES; do
+    PROXY_PID=${PID_OF[$proxy]}
+    URL="https://127.0.0.1:$(port_of "$proxy")/"
     base=$(rss_of "$PROXY_PID")
-    "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" --mode idle \
-        -c "$IDLE" -d "$IDLE_HOLD" -q --json "$OUT/$proxy-idle.json" > "$OUT/$proxy-idle.txt" &
+    lt --mode idle -c "$IDLE" -d "$IDLE_HOLD" -q --json "$OUT/$proxy-idle.json" > "$OUT/$proxy-idle.txt" &
     LTPID=$!
     peak=$base
     while kill -0 "$LTPID" 2>/dev/null; do
@@ -158,10 +226,11 @@ r = json.load(open(p)); r["proxy_rss_base_kib"] = base; r["proxy_rss_peak_kib"] 
 json.dump(r, open(p, "w"))
 PY
     echo "   $proxy-idle: $(grep requests "$OUT/$proxy-idle.txt"), RSS ${base} -> ${peak} KiB"
-  fi
-  kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
-  sleep 1
-done
+    sleep 2
+  done
+fi
+for proxy in $PROXIES; do kill "${PID_OF[$proxy]}" 2>/dev/null || true; wait "${PID_OF[$proxy]}" 2>/dev/null || true; done
+sleep 1
 
 # --- 6: portcullis auth modes ------------------------------------------------------------
 # mTLS+JWT and mTLS+SigV4 vs mTLS only, on one portcullis with three routes (same backend):
@@ -172,6 +241,7 @@ done
 # client side costs more (signing) runs slower, and a gateway serving fewer requests per
 # wake-up spends more CPU per request for reasons unrelated to its auth code.
 # A build without the authenticators refuses the config, and the figure is skipped.
+T=${CLIENT_THREADS%% *}   # figure 6 runs with the first load-client setting
 if has auth; then
   A="$WORK/portcullis/auth"; mkdir -p "$A"
   openssl genrsa -out "$A/jwt.key" 2048 2>/dev/null
@@ -286,5 +356,5 @@ PY
   fi
 fi
 
-python3 "$HERE/table.py" "$OUT" "$RUNS" "$WORKERS" "$CONNS" "$HS_CONNS" "$IDLE" | tee "$OUT/table.md"
+python3 "$HERE/table.py" "$OUT" "$RUNS" "$WORKERS" "$CONNS" "$HS_CONNS" "$IDLE" "$CLIENT_THREADS" | tee "$OUT/table.md"
 echo "== raw results in $OUT"

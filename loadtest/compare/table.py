@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Median of the runs per proxy and figure, and the portcullis/NGINX, portcullis/HAProxy
-ratios, as a Markdown table. Usage: table.py RESULTS_DIR RUNS WORKERS CONNS HS_CONNS IDLE"""
+ratios, as a Markdown table; the load-client thread counts are rows (one set of figures per
+count). Usage: table.py RESULTS_DIR RUNS WORKERS CONNS HS_CONNS IDLE ["1 2"]"""
 import glob
 import json
 import os
@@ -26,25 +27,59 @@ def per(r, n):
 
 
 figures = []  # (label, unit, {proxy: value}, higher_is_better)
-ka = {p: load(p, "keepalive") for p in PROXIES}
-fu = {p: load(p, "full") for p in PROXIES}
-re_ = {p: load(p, "resume") for p in PROXIES}
-figures.append((f"keep-alive req/s ({conns} conns)", "req/s",
-                {p: med([r["requests_per_s"] for r in ka[p]]) for p in PROXIES}, True))
-figures.append(("keep-alive p99", "ms",
-                {p: med([r["latency_ms"]["p99"] for r in ka[p]]) for p in PROXIES}, False))
-figures.append(("proxy CPU per keep-alive request", "µs",
-                {p: med([per(r, r["requests"]["ok"]) for r in ka[p]]) for p in PROXIES}, False))
-figures.append((f"full mTLS handshakes/s ({hs_conns} conns)", "hs/s",
-                {p: med([r["handshakes"]["per_s"] for r in fu[p]]) for p in PROXIES}, True))
-figures.append(("proxy CPU per full handshake + request", "µs",
-                {p: med([per(r, r["requests"]["ok"]) for r in fu[p]]) for p in PROXIES}, False))
-figures.append(("resumed handshakes/s", "hs/s",
-                {p: med([r["handshakes"]["resumed"] / r["duration_s"] for r in re_[p]]) for p in PROXIES}, True))
-figures.append(("proxy CPU per resumption-mode connection + request", "µs",
-                {p: med([per(r, r["requests"]["ok"]) for r in re_[p]]) for p in PROXIES}, False))
-figures.append(("share of resumption-mode handshakes resumed", "%",
-                {p: med([100.0 * r["handshakes"]["resumed"] / max(1, r["handshakes"]["full"] + r["handshakes"]["resumed"]) for r in re_[p]]) for p in PROXIES}, True))
+threads = (sys.argv[7] if len(sys.argv) > 7 else "1").split()
+
+
+def per_req(r, key):
+    n = r["requests"]["ok"]
+    return r[key] / n if n and key in r else None
+
+
+ka = fu = re_ = {}
+for t in threads:
+    tl = f"{t} client thread" + ("s" if t != "1" else "")
+    ka = {p: load(p, f"keepalive-t{t}") for p in PROXIES}
+    fu = {p: load(p, f"full-t{t}") for p in PROXIES}
+    re_ = {p: load(p, f"resume-t{t}") for p in PROXIES}
+    figures.append((f"keep-alive req/s ({conns} conns, {tl})", "req/s",
+                    {p: med([r["requests_per_s"] for r in ka[p]]) for p in PROXIES}, True))
+    figures.append((f"keep-alive p99 ({tl})", "ms",
+                    {p: med([r["latency_ms"]["p99"] for r in ka[p]]) for p in PROXIES}, False))
+    figures.append((f"proxy CPU per keep-alive request ({tl})", "µs",
+                    {p: med([per(r, r["requests"]["ok"]) for r in ka[p]]) for p in PROXIES}, False))
+    for key, what in [("proxy_ctxsw_voluntary", "voluntary context switches"),
+                      ("proxy_ctxsw_involuntary", "involuntary context switches"),
+                      ("proxy_migrations", "CPU migrations")]:
+        figures.append((f"{what} per keep-alive request ({tl})", "/req",
+                        {p: med([per_req(r, key) for r in ka[p]]) for p in PROXIES}, False))
+    figures.append((f"full mTLS handshakes/s ({hs_conns} conns, {tl})", "hs/s",
+                    {p: med([r["handshakes"]["per_s"] for r in fu[p]]) for p in PROXIES}, True))
+    figures.append((f"proxy CPU per full handshake + request ({tl})", "µs",
+                    {p: med([per(r, r["requests"]["ok"]) for r in fu[p]]) for p in PROXIES}, False))
+    figures.append((f"resumed handshakes/s ({tl})", "hs/s",
+                    {p: med([r["handshakes"]["resumed"] / r["duration_s"] for r in re_[p]]) for p in PROXIES}, True))
+    figures.append((f"proxy CPU per resumption-mode connection + request ({tl})", "µs",
+                    {p: med([per(r, r["requests"]["ok"]) for r in re_[p]]) for p in PROXIES}, False))
+    figures.append((f"share of resumption-mode handshakes resumed ({tl})", "%",
+                    {p: med([100.0 * r["handshakes"]["resumed"] / max(1, r["handshakes"]["full"] + r["handshakes"]["resumed"]) for r in re_[p]]) for p in PROXIES}, True))
+
+
+def syscalls(p):
+    """System calls per keep-alive request from the strace -c -f sample, if it ran."""
+    f, j = os.path.join(out, f"{p}-strace.txt"), os.path.join(out, f"{p}-strace.json")
+    if not (os.path.exists(f) and os.path.exists(j)):
+        return None
+    n = json.load(open(j))["requests"]["ok"]
+    for line in open(f):
+        cols = line.split()
+        if cols and cols[-1] == "total":
+            return int(cols[3]) / n if n else None
+    return None
+
+
+sc = {p: syscalls(p) for p in PROXIES}
+if any(v is not None for v in sc.values()):
+    figures.append(("system calls per keep-alive request (strace -c -f, own run)", "/req", sc, False))
 idle_r = {}
 idle_n = {}
 for p in PROXIES:
@@ -68,7 +103,7 @@ def ratio(a, b):
     return f"{a / b:.2f}×" if a is not None and b else "–"
 
 
-print(f"Median of {runs} runs; {workers} workers/threads per proxy; backend NGINX `return 200` (1 worker).\n")
+print(f"Median of {runs} interleaved rounds; {workers} workers/threads per proxy; backend NGINX `return 200` (1 worker).\n")
 print("| figure | unit | NGINX | HAProxy | portcullis | portcullis/NGINX | portcullis/HAProxy |")
 print("|---|---|---:|---:|---:|---:|---:|")
 for label, unit, v, _ in figures:
@@ -79,7 +114,8 @@ if idle_n:
     print("idle connections established: " + ", ".join(f"{p} {n}" for p, n in idle_n.items()))
 bott = []
 for p in PROXIES:
-    for kind, rs in (("keep-alive", ka[p]), ("full", fu[p]), ("resume", re_[p])):
+    for kind in ("keepalive", "full", "resume"):
+        rs = load(p, kind)
         n = sum(1 for r in rs if r["client"]["bottleneck"])
         if n:
             bott.append(f"{p} {kind} {n}/{len(rs)}")

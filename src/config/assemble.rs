@@ -104,6 +104,7 @@ impl Builder {
         self.check_route_overlaps(&routes);
 
         let log = self.log(raw.log.as_ref().unwrap_or(&Default::default()));
+        let runtime = self.runtime(raw.runtime.as_ref().unwrap_or(&Default::default()));
         let reload = self.reload(raw.reload.as_ref());
         let identity_cache = self.identity_cache(raw.identity_cache.as_ref());
         let sigv4 = raw
@@ -145,6 +146,7 @@ impl Builder {
             sigv4,
             oauth2,
             sessions,
+            runtime,
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub identity_cache: Option<RawIdentityCache>,
     pub auth: Option<RawAuth>,
     pub issuer: Option<super::issuer::RawIssuer>,
+    pub runtime: Option<super::runtime::RawRuntime>,
 }
 
 /// `[auth.*]`: authentication providers that routes refer to by name.
@@ -150,6 +151,7 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "route" => of::<RawRoute>(),
         "route.allow" => of::<RawAllow>(),
         "log" => of::<RawLog>(),
+        "runtime" => of::<super::runtime::RawRuntime>(),
         "reload" => of::<RawReload>(),
         "identity_cache" => of::<RawIdentityCache>(),
         "auth" => of::<RawAuth>(),

@@ -25,6 +25,7 @@ mod load;
 mod log;
 pub(crate) mod reload;
 mod route;
+mod runtime;
 pub mod sessions;
 mod shape;
 pub mod sigv4;
@@ -41,6 +42,7 @@ pub use issuer::{Oauth2Config, Rate, RateLimit};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
 pub use load::{line_of_key, load, load_all, parse, parse_all, ConfigError, ConfigProblem};
 pub use reload::{IdentityCacheConfig, ReloadConfig};
+pub use runtime::{RuntimeConfig, RuntimeMode};
 pub use sessions::{ProfileConfig, RoleConfig, SessionsConfig, TrustAnchorConfig};
 pub use sigv4::Sigv4Config;
 
@@ -65,6 +67,8 @@ pub struct Config {
     pub oauth2: Option<Oauth2Config>,
     /// `[issuer.sessions]`, when configured.
     pub sessions: Option<SessionsConfig>,
+    /// `[runtime]`: how connections are served across the cores.
+    pub runtime: RuntimeConfig,
 }
 
 impl Config {

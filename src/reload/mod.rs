@@ -387,6 +387,9 @@ fn restart_required(started: &Config, new: &Config) -> Vec<String> {
     if started.admin.as_ref().map(|a| a.address) != new.admin.as_ref().map(|a| a.address) {
         out.push("admin.address".to_owned());
     }
+    if started.runtime != new.runtime {
+        out.push("runtime.mode".to_owned());
+    }
     let before = out.len();
     if started.log.level != new.log.level {
         out.push("log.level".to_owned());

@@ -11,10 +11,15 @@
 //!
 //! Each connection takes the TLS acceptor and verifier of the truststore generation current
 //! when it is accepted ([`crate::state::TrustState`]); a reload swaps them for the next.
+//!
+//! Where it runs is [`runtime`]'s: in per-core mode each listener has one socket and one
+//! accept loop per core, all sharing the listener's `max_connections`.
 
+mod accept;
 mod check;
 mod connection;
 mod refusal;
+pub mod runtime;
 mod wire;
 
 use std::future::Future;
@@ -22,7 +27,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -35,15 +39,16 @@ use tokio::task::JoinHandle;
 
 use crate::access_log::AccessLogger;
 use crate::auth::sigv4::FileCredentials;
-use crate::config::{Config, ListenerLimits};
+use crate::config::{Config, ListenerLimits, RuntimeMode};
 use crate::identity::{ConnInfo, ForwardedIdentity};
 use crate::reload::{self, crl_fetch::CrlStore, Reloader};
-use crate::shutdown::stopped;
 use crate::state::{build_snapshot, build_trust, Fixed, Shared};
 use crate::telemetry::{self, metrics as m};
 use crate::tls::{self, CachingVerifier, IdentifyError, Truststore};
 
+use accept::{accept_loop, drain_listener};
 use connection::{serve, CloseCounters};
+use runtime::Cores;
 
 pub use crate::state::StartError;
 pub use check::{check_remote, validate, validate_all, Finding};
@@ -60,6 +65,8 @@ pub struct Running {
     /// The admin listener outlives the drain (`/readyz` answers 503 until the end): it is
     /// stopped by its own signal once every other task has ended.
     admin_task: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// The per-core runtimes (per-core mode), stopped after everything else.
+    cores: Option<Cores>,
 }
 
 struct ListenerCtx {
@@ -73,6 +80,9 @@ struct ListenerCtx {
     /// Set once this listener stops accepting: its connections then drain. Later than the
     /// gateway's shutdown by the listener's `drain_delay`.
     drain: watch::Sender<bool>,
+    /// `portcullis_listener_core_connections_active{listener,core}` of the core this
+    /// context's accept loop runs on (per-core mode only).
+    core_active: Option<metrics::Gauge>,
 }
 
 /// The listener's per-connection metrics, registered once: `counter!` looks its key up in
@@ -139,6 +149,12 @@ impl HttpBuilders {
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     telemetry::prometheus();
     tls::register_verification_counters();
+    let per_core = config.runtime.mode == RuntimeMode::PerCore;
+    let cores = per_core.then(|| runtime::worker_threads(config));
+    if let Some(n) = cores {
+        // Before any pool is built: one idle lane per core (`upstream::idle`).
+        crate::upstream::idle::reserve_lanes(n);
+    }
     let fixed = Fixed::new(config)?;
     let crls = Arc::new(CrlStore::default());
     if !config.truststore.crl_fetch.is_empty() {
@@ -195,23 +211,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let mut listeners = Vec::new();
     for (index, l) in config.listeners.iter().enumerate() {
         let address = l.address;
-        let listener = TcpListener::bind(address)
-            .await
+        let sockets = runtime::bind(address, cores.unwrap_or(1))
             .map_err(|source| StartError::Bind { address, source })?;
-        let local = listener.local_addr().unwrap_or(address);
+        let local = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(address);
         // Label metrics and logs with the bound address: port 0 configs would collide.
         let label: Arc<str> = Arc::from(local.to_string());
         bound.push(local);
-        let ctx = ListenerCtx {
-            metrics: ConnMetrics::new(&label),
-            label,
-            index,
-            limits: l.limits.clone(),
-            http: HttpBuilders::new(&l.limits),
-            shared: shared.clone(),
-            drain: watch::channel(false).0,
-        };
-        listeners.push((listener, ctx));
+        listeners.push((sockets, label, index, l.limits.clone()));
     }
     let ready = Arc::new(AtomicBool::new(true));
     let mut admin_task = None;
@@ -238,13 +247,48 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         }
         None => None,
     };
-    for (listener, ctx) in listeners {
-        tracing::info!(address = %ctx.label, "listening");
-        tasks.push(tokio::spawn(accept_loop(
-            listener,
-            Arc::new(ctx),
-            shutdown.subscribe(),
-            ready.clone(),
+    let cores = match cores {
+        Some(n) => Some(Cores::start(n).map_err(StartError::Runtime)?),
+        None => None,
+    };
+    for (sockets, label, index, limits) in listeners {
+        tracing::info!(address = %label, sockets = sockets.len(), "listening");
+        let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let permits = Arc::new(Semaphore::new(max));
+        let mut loops = Vec::with_capacity(sockets.len());
+        for (core, socket) in sockets.into_iter().enumerate() {
+            let core_active = cores.is_some().then(|| {
+                metrics::gauge!(m::LISTENER_CORE_CONNECTIONS_ACTIVE,
+                    "listener" => label.clone(), "core" => core.to_string())
+            });
+            let ctx = ListenerCtx {
+                metrics: ConnMetrics::new(&label),
+                label: label.clone(),
+                index,
+                http: HttpBuilders::new(&limits),
+                limits: limits.clone(),
+                shared: shared.clone(),
+                drain: watch::channel(false).0,
+                core_active,
+            };
+            let accepting = accept_loop(
+                socket,
+                Arc::new(ctx),
+                permits.clone(),
+                shutdown.subscribe(),
+                ready.clone(),
+            );
+            loops.push(match &cores {
+                Some(c) => c.handles()[core % c.handles().len()].spawn(accepting),
+                None => tokio::spawn(accepting),
+            });
+        }
+        tasks.push(tokio::spawn(drain_listener(
+            loops,
+            permits,
+            max,
+            limits.drain_timeout,
+            label,
         )));
     }
     tasks.push(reload::watch::spawn(reloader.clone(), shutdown.subscribe()));
@@ -255,6 +299,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         shutdown,
         tasks,
         admin_task,
+        cores,
     })
 }
 
@@ -284,6 +329,9 @@ impl Running {
             let _ = stop.send(true);
             let _ = task.await;
         }
+        if let Some(cores) = self.cores {
+            cores.stop().await;
+        }
     }
 }
 
@@ -299,79 +347,6 @@ fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
         .max_header_list_size(limits.h2_max_header_list_size);
     b
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<ListenerCtx>,
-    mut shutdown: watch::Receiver<bool>,
-    ready: Arc<AtomicBool>,
-) {
-    let max = ctx.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let permits = Arc::new(Semaphore::new(max));
-    // Set when the shutdown is seen: accepting goes on until then (`drain_delay`).
-    let mut until: Option<tokio::time::Instant> = None;
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = time_to_stop(&mut shutdown, &mut until, &ctx, &ready) => break,
-        };
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Usually EMFILE: back off briefly instead of spinning.
-                    tracing::warn!(listener = %ctx.label, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = time_to_stop(&mut shutdown, &mut until, &ctx, &ready) => break,
-        };
-        let ctx = ctx.clone();
-        let drain = ctx.drain.subscribe();
-        tokio::spawn(async move {
-            serve_connection(tcp, peer, &ctx, drain).await;
-            drop(permit);
-        });
-    }
-    ready.store(false, Ordering::Relaxed);
-    drop(listener);
-    let _ = ctx.drain.send(true);
-    tracing::info!(listener = %ctx.label, "stopped accepting; draining");
-    let drained =
-        tokio::time::timeout(ctx.limits.drain_timeout, permits.acquire_many(max as u32)).await;
-    if drained.is_err() {
-        tracing::warn!(listener = %ctx.label, "drain timeout: closing remaining connections");
-    }
-}
-
-/// Resolves when the listener must stop accepting: `drain_delay` after the shutdown was
-/// asked for. `/readyz` turns 503 as soon as it is; `until` keeps the deadline, so a
-/// call dropped by `select!` and made again waits for the same instant.
-async fn time_to_stop(
-    shutdown: &mut watch::Receiver<bool>,
-    until: &mut Option<tokio::time::Instant>,
-    ctx: &ListenerCtx,
-    ready: &AtomicBool,
-) {
-    let at = match *until {
-        Some(at) => at,
-        None => {
-            stopped(shutdown).await;
-            ready.store(false, Ordering::Relaxed);
-            let delay = ctx.limits.drain_delay;
-            if !delay.is_zero() {
-                tracing::info!(listener = %ctx.label, delay = ?delay,
-                    "shutting down: /readyz answers 503; still accepting for drain_delay");
-            }
-            *until.insert(tokio::time::Instant::now() + delay)
-        }
-    };
-    tokio::time::sleep_until(at).await;
 }
 
 /// One connection: the TLS handshake and identity, then HTTP until it closes.
@@ -390,7 +365,15 @@ async fn serve_connection(
 ) {
     ctx.metrics.connections.increment(1);
     ctx.metrics.active.increment(1.0);
-    let _active = scopeguard(|| ctx.metrics.active.decrement(1.0));
+    if let Some(g) = &ctx.core_active {
+        g.increment(1.0);
+    }
+    let _active = scopeguard(|| {
+        ctx.metrics.active.decrement(1.0);
+        if let Some(g) = &ctx.core_active {
+            g.decrement(1.0);
+        }
+    });
     let Some((tls, conn_info)) = accept(tcp, peer, ctx).await else {
         return;
     };

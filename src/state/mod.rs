@@ -83,6 +83,8 @@ pub enum StartError {
     Issuer(#[from] IssuerStartError),
     #[error(transparent)]
     Sessions(#[from] SessionsStartError),
+    #[error("cannot start the per-core runtimes: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl StartError {
@@ -115,6 +117,7 @@ impl StartError {
             StartError::AccessLog(_) => Some("log.access_log".into()),
             StartError::Issuer(_) => Some("issuer.oauth2".into()),
             StartError::Sessions(_) => Some("issuer.sessions".into()),
+            StartError::Runtime(_) => Some("runtime.mode".into()),
         }
     }
 }

@@ -51,6 +51,11 @@ pub(super) const METRICS: &[(&str, Kind, &str)] = &[
         "Open downstream connections, by listener.",
     ),
     (
+        m::LISTENER_CORE_CONNECTIONS_ACTIVE,
+        Kind::Gauge,
+        "Open downstream connections per core (per-core runtime), by listener and core.",
+    ),
+    (
         m::LISTENER_CONNECTIONS_TOTAL,
         Kind::Counter,
         "Downstream connections accepted, by listener.",

@@ -25,6 +25,9 @@ pub const TLS_CLIENT_CERT_VERIFICATIONS_TOTAL: &str =
     "portcullis_tls_client_cert_verifications_total";
 /// Open downstream connections, by `listener`.
 pub const LISTENER_CONNECTIONS_ACTIVE: &str = "portcullis_listener_connections_active";
+/// Open downstream connections per core in the per-core runtime, by `listener` and `core`
+/// (`0` … workers − 1): how evenly `SO_REUSEPORT` spreads them.
+pub const LISTENER_CORE_CONNECTIONS_ACTIVE: &str = "portcullis_listener_core_connections_active";
 /// Downstream connections accepted, by `listener`.
 pub const LISTENER_CONNECTIONS_TOTAL: &str = "portcullis_listener_connections_total";
 /// Downstream connections that reached HTTP, counted when they end, by `listener` and

@@ -11,6 +11,9 @@
 //! most [`DRAIN_LIMIT`] bytes, within `request_timeout`), and the connection goes back to
 //! the pool. Only a drop before the end spawns; an exchange that completes costs one box.
 //!
+//! [`DrainOnDrop`] also checks the connection back in when the body has been read to its
+//! end (or at once when the response has none): no task waits for that.
+//!
 //! HTTP/2 upstreams need none of this: when hyper's handles for a stream are dropped, h2
 //! resets just that stream (RST_STREAM `CANCEL`) and the connection stays up.
 
@@ -21,14 +24,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, TrySendError};
 use tokio::time::Instant;
 
-use super::{park, Idle};
+use super::idle::IdlePool;
 use crate::body::ProxyBody;
 
 /// The most response body read in the background after the client went away; a longer one
@@ -51,7 +53,7 @@ pub struct InFlight<'a> {
     /// Both until the head arrived or the exchange failed.
     exchange: Option<(Pending, http1::SendRequest<ProxyBody>)>,
     /// Where the connection goes back to; `None` when pooling is off.
-    idle: Option<&'a Arc<ArrayQueue<Idle>>>,
+    idle: Option<&'a Arc<IdlePool>>,
     deadline: Instant,
     request_timeout: Duration,
 }
@@ -61,7 +63,7 @@ impl<'a> InFlight<'a> {
     pub fn send(
         mut tx: http1::SendRequest<ProxyBody>,
         req: Request<ProxyBody>,
-        idle: Option<&'a Arc<ArrayQueue<Idle>>>,
+        idle: Option<&'a Arc<IdlePool>>,
         deadline: Instant,
         request_timeout: Duration,
     ) -> InFlight<'a> {
@@ -123,27 +125,44 @@ impl Drop for InFlight<'_> {
                 "finished an upstream exchange the client gave up on"
             );
             if drained {
-                park(idle, tx).await;
+                idle.check_in(tx);
             }
         });
     }
 }
 
-/// An HTTP/1.1 response body that, dropped before its end, is read to the end in the
-/// background (the connection's check-in task then returns it to the pool).
+/// An HTTP/1.1 response body that checks its connection back in at its end and, dropped
+/// before its end, is read to the end in the background (the connection then goes back).
 pub struct DrainOnDrop {
     /// `None` only while being dropped.
     body: Option<Incoming>,
     done: bool,
+    /// The connection and where it goes back to, until it has.
+    back: Option<(http1::SendRequest<ProxyBody>, Arc<IdlePool>)>,
     request_timeout: Duration,
 }
 
 impl DrainOnDrop {
-    pub fn new(body: Incoming, request_timeout: Duration) -> DrainOnDrop {
-        DrainOnDrop {
+    pub fn new(
+        body: Incoming,
+        back: Option<(http1::SendRequest<ProxyBody>, Arc<IdlePool>)>,
+        request_timeout: Duration,
+    ) -> DrainOnDrop {
+        let mut d = DrainOnDrop {
             body: Some(body),
             done: false,
+            back,
             request_timeout,
+        };
+        if d.body.as_ref().is_some_and(Body::is_end_stream) {
+            d.check_in();
+        }
+        d
+    }
+
+    fn check_in(&mut self) {
+        if let Some((tx, idle)) = self.back.take() {
+            idle.check_in(tx);
         }
     }
 }
@@ -159,9 +178,20 @@ impl Body for DrainOnDrop {
         let Some(body) = self.body.as_mut() else {
             return Poll::Ready(None);
         };
-        let polled = Pin::new(body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            self.done = true;
+        let polled = Pin::new(&mut *body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                self.done = true;
+                self.check_in();
+            }
+            // A broken body: its connection is not given back.
+            Poll::Ready(Some(Err(_))) => {
+                self.done = true;
+                self.back = None;
+            }
+            // The last frame: hyper's server may not poll again after `is_end_stream`.
+            Poll::Ready(Some(Ok(_))) if body.is_end_stream() => self.check_in(),
+            _ => {}
         }
         polled
     }
@@ -183,10 +213,19 @@ impl Drop for DrainOnDrop {
             return;
         };
         if self.done || body.is_end_stream() {
+            self.check_in();
             return;
         }
+        let back = self.back.take();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(drain(body, self.request_timeout));
+            let within = self.request_timeout;
+            runtime.spawn(async move {
+                if drain(body, within).await {
+                    if let Some((tx, idle)) = back {
+                        idle.check_in(tx);
+                    }
+                }
+            });
         }
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Runs last in the pipeline. Endpoints are picked round-robin, skipping one that recently
 //! refused a connection (exponential back-off from 1 s to 10 s). HTTP/1.1 connections are
-//! pooled per endpoint in a lock-free bounded queue shared by every worker thread, and go
-//! back into it once their response body has been read; HTTP/2 keeps one multiplexed
-//! connection per endpoint. A request that fails on a pooled connection that turned out
-//! dead is retried once on a fresh one when that is safe: the request never left, or it is
-//! idempotent and has no body. Failures: connect error 502 `upstream_unavailable`, no
+//! pooled per endpoint in lock-free bounded queues ([`idle`]: one per core in the per-core
+//! runtime, one shared by every worker thread otherwise), and go back into it once their
+//! response body has been read; HTTP/2 keeps one multiplexed connection per endpoint. A
+//! request that fails on a pooled connection that turned out dead is retried once on a
+//! fresh one only when hyper hands it back unsent (`TrySendError::take_message`): nothing
+//! of it left, so nothing is kept "for replay". Failures: connect error 502 `upstream_unavailable`, no
 //! response head within `request_timeout` 504 `upstream_timeout`.
 //!
 //! A client that goes away mid-exchange (an HTTP/2 reset, a closed connection) does not cost
@@ -17,17 +18,17 @@
 //! the other.
 
 mod detach;
+pub mod idle;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use crossbeam_queue::ArrayQueue;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, HeaderValue, Method, Request, Response, Uri, Version};
+use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Incoming};
+use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use metrics::Counter;
@@ -39,6 +40,7 @@ use crate::body::{ClientBodyWatch, ProxyBody};
 use crate::builtin::Builtin;
 use crate::config::{KeyPermissions, UpstreamConfig, UpstreamProtocol, UpstreamTarget};
 use crate::telemetry::metrics as m;
+use idle::IdlePool;
 
 const BACKOFF_BASE_MS: u64 = 1_000;
 const BACKOFF_MAX_MS: u64 = 10_000;
@@ -114,27 +116,10 @@ struct Endpoint {
     addr: String,
     host: String,
     /// Idle HTTP/1.1 connections; `None` when pooling is off (`max_idle_per_endpoint = 0`).
-    idle: Option<Arc<ArrayQueue<Idle>>>,
+    idle: Option<Arc<IdlePool>>,
     h2: ArcSwapOption<http2::SendRequest<ProxyBody>>,
     down_until_ms: AtomicU64,
     failures: AtomicU32,
-}
-
-struct Idle {
-    tx: http1::SendRequest<ProxyBody>,
-    since: Instant,
-}
-
-/// Wait until `tx` can take another request (its response body was read), then pool it.
-async fn park(idle: Arc<ArrayQueue<Idle>>, mut tx: http1::SendRequest<ProxyBody>) {
-    // `ready` fails if the connection closed meanwhile; it is then dropped.
-    if tx.ready().await.is_ok() {
-        // A full pool drops the connection, which closes it.
-        let _ = idle.push(Idle {
-            tx,
-            since: Instant::now(),
-        });
-    }
 }
 
 enum Conn {
@@ -185,7 +170,7 @@ impl Upstream {
                     .to_owned(),
                 addr: addr.clone(),
                 idle: (cfg.max_idle_per_endpoint > 0)
-                    .then(|| Arc::new(ArrayQueue::new(cfg.max_idle_per_endpoint))),
+                    .then(|| Arc::new(IdlePool::new(cfg.max_idle_per_endpoint))),
                 h2: ArcSwapOption::empty(),
                 down_until_ms: AtomicU64::new(0),
                 failures: AtomicU32::new(0),
@@ -215,28 +200,34 @@ impl Pool {
         req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
-        let resp = match tokio::time::timeout_at(deadline, self.send(req, deadline)).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.counters.err_timeout.increment(1);
-                Err(UpstreamError::Timeout(self.request_timeout))
+        let (resp, conn, ep) =
+            match tokio::time::timeout_at(deadline, self.send(req, deadline)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.counters.err_timeout.increment(1);
+                    Err(UpstreamError::Timeout(self.request_timeout))
+                }
+            }?;
+        Ok(match conn {
+            // The connection goes back to the pool when the body has been read.
+            Conn::H1(tx) => {
+                let back = ep.idle.as_ref().map(|idle| (tx, Arc::clone(idle)));
+                resp.map(|b: Incoming| {
+                    detach::DrainOnDrop::new(b, back, self.request_timeout)
+                        .map_err(Into::into)
+                        .boxed()
+                })
             }
-        }?;
-        Ok(match self.protocol {
-            UpstreamProtocol::Http1 => resp.map(|b: Incoming| {
-                detach::DrainOnDrop::new(b, self.request_timeout)
-                    .map_err(Into::into)
-                    .boxed()
-            }),
-            UpstreamProtocol::Http2 => resp.map(|b: Incoming| b.map_err(Into::into).boxed()),
+            Conn::H2(_) => resp.map(|b: Incoming| b.map_err(Into::into).boxed()),
         })
     }
 
+    /// The response head and the connection it came on.
     async fn send(
         &self,
         req: Request<ProxyBody>,
         deadline: tokio::time::Instant,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, Conn, &Endpoint), UpstreamError> {
         let ep = self.pick();
         let client_body = req.extensions().get::<ClientBodyWatch>().cloned();
         // A failure of the client's body is the client's: no protocol error counted.
@@ -246,50 +237,20 @@ impl Pool {
         };
         let (conn, reused) = self.checkout(ep).await?;
         let req = self.prepare(req, ep)?;
-        // A pooled connection may have been closed by the backend just as we reuse it. Keep
-        // what is needed to send an idempotent, body-less request again.
-        let replay =
-            (reused && is_idempotent(req.method()) && req.body().is_end_stream()).then(|| {
-                (
-                    req.method().clone(),
-                    req.uri().clone(),
-                    req.version(),
-                    req.headers().clone(),
-                )
-            });
         match self.exchange(ep, conn, req, deadline).await {
-            Ok((resp, conn)) => {
-                self.checkin(ep, conn);
-                Ok(resp)
-            }
-            Err((err, unsent)) => {
-                let retry = match (reused, unsent, replay) {
-                    (false, _, _) => None,
-                    (true, Some(r), _) => Some(r),
-                    (true, None, Some((method, uri, version, headers))) => {
-                        let mut r = Request::new(crate::body::empty());
-                        *r.method_mut() = method;
-                        *r.uri_mut() = uri;
-                        *r.version_mut() = version;
-                        *r.headers_mut() = headers;
-                        Some(r)
-                    }
-                    (true, None, None) => None,
-                };
-                let Some(again) = retry else {
-                    return Err(fail(err));
-                };
+            Ok((resp, conn)) => Ok((resp, conn, ep)),
+            // A pooled connection the backend closed just as we reused it: hyper gives the
+            // request back when none of it was written, and only then is it sent again.
+            Err((err, Some(again))) if reused => {
                 self.counters.retries.increment(1);
                 tracing::debug!(endpoint = %ep.addr, error = %err, "pooled connection was dead; retrying once");
                 let conn = Box::pin(self.connect(ep)).await?;
                 match self.exchange(ep, conn, again, deadline).await {
-                    Ok((resp, conn)) => {
-                        self.checkin(ep, conn);
-                        Ok(resp)
-                    }
+                    Ok((resp, conn)) => Ok((resp, conn, ep)),
                     Err((err, _)) => Err(fail(err)),
                 }
             }
+            Err((err, _)) => Err(fail(err)),
         }
     }
 
@@ -397,11 +358,9 @@ impl Pool {
         match self.protocol {
             UpstreamProtocol::Http1 => {
                 if let Some(idle) = &ep.idle {
-                    while let Some(c) = idle.pop() {
-                        if c.since.elapsed() < self.idle_timeout && c.tx.is_ready() {
-                            self.counters.hits.increment(1);
-                            return Ok((Conn::H1(c.tx), true));
-                        }
+                    if let Some(tx) = idle.check_out(self.idle_timeout).await {
+                        self.counters.hits.increment(1);
+                        return Ok((Conn::H1(tx), true));
                     }
                 }
             }
@@ -419,14 +378,6 @@ impl Pool {
         // machine on the rare pool-miss path. Inline it would size every request's future,
         // and hyper keeps one such slot per open client connection (BENCHMARKS.md, round 2).
         Ok((Box::pin(self.connect(ep)).await?, false))
-    }
-
-    /// Give an HTTP/1.1 connection back to the pool once its response has been read.
-    fn checkin(&self, ep: &Endpoint, conn: Conn) {
-        let (Conn::H1(tx), Some(idle)) = (conn, &ep.idle) else {
-            return;
-        };
-        tokio::spawn(park(Arc::clone(idle), tx));
     }
 
     async fn connect(&self, ep: &Endpoint) -> Result<Conn, UpstreamError> {
@@ -495,13 +446,6 @@ impl Pool {
             }
         }
     }
-}
-
-fn is_idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
 }
 
 /// Milliseconds since the first call: a cheap monotonic clock for back-off deadlines.
