@@ -131,6 +131,7 @@ impl Builder {
                 }
             }
         }
+        let cluster = self.cluster(raw.cluster.as_ref());
         Config {
             source,
             listeners,
@@ -145,6 +146,7 @@ impl Builder {
             sigv4,
             oauth2,
             sessions,
+            cluster,
         }
     }
 }

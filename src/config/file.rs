@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub identity_cache: Option<RawIdentityCache>,
     pub auth: Option<RawAuth>,
     pub issuer: Option<super::issuer::RawIssuer>,
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 /// `[auth.*]`: authentication providers that routes refer to by name.
@@ -163,6 +164,8 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "issuer.sessions.profile" => of::<super::sessions::RawProfile>(),
         "issuer.sessions.role" => of::<super::sessions::RawRole>(),
         "issuer.sessions.role.allow" => of::<RawAllow>(),
+        "cluster" => of::<super::cluster::RawCluster>(),
+        "cluster.tls" => of::<super::cluster::RawClusterTls>(),
         _ => &[],
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 mod assemble;
 pub mod build;
 pub mod cidr;
+pub mod cluster;
 pub mod crl_fetch;
 pub mod defaults;
 pub mod file;
@@ -36,6 +37,7 @@ mod upstream;
 mod tests;
 
 pub use cidr::Cidr;
+pub use cluster::ClusterConfig;
 pub use crl_fetch::CrlFetchConfig;
 pub use issuer::{Oauth2Config, Rate, RateLimit};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
@@ -65,6 +67,8 @@ pub struct Config {
     pub oauth2: Option<Oauth2Config>,
     /// `[issuer.sessions]`, when configured.
     pub sessions: Option<SessionsConfig>,
+    /// `[cluster]`: the Redis a fleet shares, when configured.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
