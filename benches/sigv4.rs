@@ -36,6 +36,7 @@ fn verifier() -> Verifier {
         principal_header: HeaderValue::from_static("svc-bench"),
         access_key_header: HeaderValue::from_static("AKIDBENCH"),
         attributes_header: None,
+        session: None,
     });
     let config = Sigv4Config {
         regions: vec!["us-east-1".into()],

@@ -106,6 +106,9 @@ pub struct AccessRecord {
     pub auth: Option<&'static str>,
     pub principal: Option<Arc<str>>,
     pub access_key_id: Option<Arc<str>>,
+    /// The role and session name of a SigV4 session credential.
+    pub role: Option<Arc<str>>,
+    pub session: Option<Arc<str>>,
 }
 
 impl AccessRecord {
@@ -125,6 +128,8 @@ impl AccessRecord {
             auth: None,
             principal: None,
             access_key_id: None,
+            role: None,
+            session: None,
         }
     }
 
@@ -153,6 +158,8 @@ impl AccessRecord {
             "auth": self.auth,
             "principal": self.principal.as_deref(),
             "access_key_id": self.access_key_id.as_deref(),
+            "role": self.role.as_deref(),
+            "session": self.session.as_deref(),
             "complete": complete,
         })
         .to_string()

@@ -1,7 +1,7 @@
 //! The admin listener (plain HTTP, loopback by default): `/metrics` (Prometheus text),
 //! `/healthz` (the process is up), `/readyz` (listeners are accepting; 503 while draining),
-//! `POST /reload` and `GET /truststore` ([`reload`]), `POST /issuer/oauth2/revoke`
-//! ([`issuer`]).
+//! `POST /reload` and `GET /truststore` ([`reload`]), `POST /issuer/oauth2/revoke` and
+//! `POST /issuer/sessions/revoke` ([`issuer`]).
 
 mod issuer;
 mod reload;
@@ -57,6 +57,11 @@ pub async fn serve(
                             let (status, body) = issuer::revoke(&reloader, req.into_body()).await;
                             json(status, &body)
                         }
+                        (&Method::POST, "/issuer/sessions/revoke") => {
+                            let (status, body) =
+                                issuer::revoke_sessions(&reloader, req.into_body()).await;
+                            json(status, &body)
+                        }
                         (&Method::GET, "/truststore") => {
                             let trust = reloader.shared().trust.load();
                             json(StatusCode::OK, &reload::truststore(&trust))
@@ -79,7 +84,7 @@ pub async fn serve(
 /// The one method each admin endpoint takes; `None` for a path that is not one.
 fn allowed(path: &str) -> Option<Method> {
     match path {
-        "/reload" | "/issuer/oauth2/revoke" => Some(Method::POST),
+        "/reload" | "/issuer/oauth2/revoke" | "/issuer/sessions/revoke" => Some(Method::POST),
         "/truststore" | "/metrics" | "/healthz" | "/readyz" => Some(Method::GET),
         _ => None,
     }

@@ -69,6 +69,8 @@ pub struct AuthRequest<'a> {
     pub providers: &'a jwt::Providers,
     /// The verifier and the request as it must be checked, when the route uses sigv4.
     pub sigv4: Option<(&'a sigv4::Verifier, sigv4::SignedRequest<'a>)>,
+    /// What session credentials are checked against, when `[issuer.sessions]` runs.
+    pub sessions: Option<sigv4::SessionContext<'a>>,
     /// Seconds since the Unix epoch.
     pub now: i64,
 }
@@ -118,7 +120,7 @@ pub async fn authenticate(
                         ..AuthError::default()
                     });
                 };
-                out.sigv4 = Some(verifier.verify(signed, req.now)?);
+                out.sigv4 = Some(verifier.verify_sessions(signed, req.sessions, req.now)?);
             }
         }
     }

@@ -177,8 +177,9 @@ fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// Lowercase hex of a DER INTEGER's content bytes, without leading zeros.
-fn serial_hex(bytes: &[u8]) -> String {
+/// Lowercase hex of a DER INTEGER's content bytes, without leading zeros (the form of
+/// [`Identity::serial`], and of the serials a truststore finds in its CRLs).
+pub fn serial_hex(bytes: &[u8]) -> String {
     let hex = hex::encode(bytes);
     let trimmed = hex.trim_start_matches('0');
     if trimmed.is_empty() {

@@ -22,6 +22,10 @@ pub const X_CLIENT_PREFIX: &str = "x-client-";
 pub const X_CLIENT_PRINCIPAL: &str = "x-client-principal";
 pub const X_CLIENT_ACCESS_KEY_ID: &str = "x-client-access-key-id";
 pub const X_CLIENT_ATTRIBUTES: &str = "x-client-attributes";
+/// The role, session name and source identity (the leaf's CN) of a session credential.
+pub const X_CLIENT_ROLE: &str = "x-client-role";
+pub const X_CLIENT_SESSION: &str = "x-client-session";
+pub const X_CLIENT_SOURCE_IDENTITY: &str = "x-client-source-identity";
 
 /// Whether the header name `alias` (lowercase) reads as `header` once each `_` is read as
 /// `-`, as CGI and WSGI servers do (`x_client_subject` → `HTTP_X_CLIENT_SUBJECT`). Compares

@@ -42,6 +42,10 @@ const X_CLIENT_FINGERPRINT: HeaderName = HeaderName::from_static(conn::X_CLIENT_
 const X_CLIENT_PRINCIPAL: HeaderName = HeaderName::from_static(conn::X_CLIENT_PRINCIPAL);
 const X_CLIENT_ACCESS_KEY_ID: HeaderName = HeaderName::from_static(conn::X_CLIENT_ACCESS_KEY_ID);
 const X_CLIENT_ATTRIBUTES: HeaderName = HeaderName::from_static(conn::X_CLIENT_ATTRIBUTES);
+const X_CLIENT_ROLE: HeaderName = HeaderName::from_static(conn::X_CLIENT_ROLE);
+const X_CLIENT_SESSION: HeaderName = HeaderName::from_static(conn::X_CLIENT_SESSION);
+const X_CLIENT_SOURCE_IDENTITY: HeaderName =
+    HeaderName::from_static(conn::X_CLIENT_SOURCE_IDENTITY);
 
 /// Headers the gateway sets on every request, besides `x-client-*`: an alias of one with
 /// `_` for `-` is never forwarded.
@@ -106,12 +110,21 @@ pub fn rewrite_request(
     Ok(())
 }
 
-/// Add the identity a SigV4 signature proved (after [`rewrite_request`] stripped any forged one).
+/// Add the identity a SigV4 signature proved (after [`rewrite_request`] stripped any forged
+/// one, every `x-client-*` included).
 pub fn set_sigv4_identity(headers: &mut HeaderMap, cred: &crate::auth::sigv4::Credential) {
     headers.insert(X_CLIENT_PRINCIPAL, cred.principal_header.clone());
     headers.insert(X_CLIENT_ACCESS_KEY_ID, cred.access_key_header.clone());
     if let Some(a) = &cred.attributes_header {
         headers.insert(X_CLIENT_ATTRIBUTES, a.clone());
+    }
+    // A session credential: principal `role/<role>/<session>`, the role's attributes above.
+    if let Some(s) = &cred.session {
+        headers.insert(X_CLIENT_ROLE, s.role_header.clone());
+        headers.insert(X_CLIENT_SESSION, s.session_header.clone());
+        if let Some(v) = &s.source_identity_header {
+            headers.insert(X_CLIENT_SOURCE_IDENTITY, v.clone());
+        }
     }
 }
 

@@ -237,6 +237,13 @@ async fn process(
             scopes: &route.scopes,
             providers: &snapshot.jwt,
             sigv4: sigv4_req,
+            sessions: snapshot
+                .sessions
+                .as_deref()
+                .map(|sessions| auth::sigv4::SessionContext {
+                    sessions,
+                    anchors: &trust.anchors,
+                }),
             now,
         },
     )
@@ -251,11 +258,19 @@ async fn process(
         rec.auth = Some("sigv4");
         rec.principal = Some(c.principal.clone());
         rec.access_key_id = Some(c.access_key_id.clone());
+        if let Some(session) = &c.session {
+            rec.role = Some(session.role.clone());
+            rec.session = Some(session.session.clone());
+        }
     }
 
     // 4. authorize
     let principal = sigv4_cred.as_ref().map(|c| &*c.principal);
-    if !route.allow.allows_with(conn.identity(), principal, None) {
+    let role = sigv4_cred
+        .as_ref()
+        .and_then(|c| c.session.as_ref())
+        .map(|s| &*s.role);
+    if !route.allow.allows_with(conn.identity(), principal, role) {
         rec.reason = "not_in_allow_list";
         return Err(GatewayError::new(
             ErrorKind::Forbidden,

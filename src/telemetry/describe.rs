@@ -171,6 +171,16 @@ pub(super) const METRICS: &[(&str, Kind, &str)] = &[
         "SigV4 signing keys derived.",
     ),
     (
+        m::SIGV4_SESSION_CACHE_HITS_TOTAL,
+        Kind::Counter,
+        "SigV4 session tokens found opened in the per-access-key cache.",
+    ),
+    (
+        m::SIGV4_SESSION_CACHE_MISSES_TOTAL,
+        Kind::Counter,
+        "SigV4 session tokens opened with the sealing keys.",
+    ),
+    (
         m::SIGV4_CREDENTIAL_RELOADS_TOTAL,
         Kind::Counter,
         "SigV4 credentials-file reloads by result.",

@@ -81,6 +81,11 @@ pub const SIGV4_VERIFICATIONS_TOTAL: &str = "portcullis_auth_sigv4_verifications
 pub const SIGV4_KEY_CACHE_HITS_TOTAL: &str = "portcullis_auth_sigv4_key_cache_hits_total";
 /// SigV4 signing keys derived (not cached, or the secret changed).
 pub const SIGV4_KEY_CACHE_MISSES_TOTAL: &str = "portcullis_auth_sigv4_key_cache_misses_total";
+/// Session tokens found opened in the per-access-key cache.
+pub const SIGV4_SESSION_CACHE_HITS_TOTAL: &str = "portcullis_auth_sigv4_session_cache_hits_total";
+/// Session tokens opened (not cached, another token, or its sealing key changed).
+pub const SIGV4_SESSION_CACHE_MISSES_TOTAL: &str =
+    "portcullis_auth_sigv4_session_cache_misses_total";
 /// Credentials-file reloads by `result` (`success` | `failure`).
 pub const SIGV4_CREDENTIAL_RELOADS_TOTAL: &str = "portcullis_auth_sigv4_credential_reloads_total";
 /// Token requests to `[issuer.oauth2]` by `client` (a registered client_id, else `unknown`),

@@ -20,6 +20,7 @@
 //! is left out with a warning rather than failing the load, since the folder is the
 //! operator's input and the fetched CRL is not.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -35,7 +36,7 @@ use webpki::{CertRevocationList, OwnedCertRevocationList};
 use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 
-use crate::identity::format_name;
+use crate::identity::{format_name, serial_hex};
 use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
 
 use super::verifier::system_rfc3339;
@@ -141,6 +142,10 @@ pub struct Truststore {
     root_subjects: Vec<DistinguishedName>,
     /// Every CA (roots, then intermediates), parsed: the possible CRL issuers.
     parsed_cas: Vec<Certificate>,
+    /// Issuer DN ([`format_name`]) → serials (as [`serial_hex`]) its CRL in use revokes:
+    /// one hash lookup for whoever holds only a leaf's issuer and serial (session
+    /// credentials, checked on every request).
+    revoked_serials: HashMap<String, HashSet<String>>,
 }
 
 /// One CA certificate as loaded, kept until CRLs are checked.
@@ -154,6 +159,8 @@ struct LoadedCrl {
     crl: OwnedCertRevocationList,
     info: CrlInfo,
     issuer: x509_cert::name::Name,
+    /// The revoked serials, as [`serial_hex`].
+    serials: Vec<String>,
 }
 
 impl Truststore {
@@ -266,6 +273,14 @@ impl Truststore {
             }
         }
         let crl_info = kept.iter().map(|c| c.info.clone()).collect();
+        let mut revoked_serials: HashMap<String, HashSet<String>> = HashMap::new();
+        for c in &mut kept {
+            let serials = std::mem::take(&mut c.serials);
+            revoked_serials
+                .entry(c.info.issuer.clone())
+                .or_default()
+                .extend(serials);
+        }
         let crls = kept.into_iter().map(|c| c.crl.into()).collect();
 
         Ok(Truststore {
@@ -277,7 +292,23 @@ impl Truststore {
             crl_info,
             root_subjects,
             parsed_cas,
+            revoked_serials,
         })
+    }
+
+    /// Whether a CRL in use revokes the certificate `serial` (hex, any case, leading zeros
+    /// allowed) of `issuer` (a DN as [`format_name`] writes it). Only the serial lists are
+    /// read: the CRL's dates and signature were judged when it was loaded.
+    pub fn is_revoked_serial(&self, issuer: &str, serial: &str) -> bool {
+        let Some(serials) = self.revoked_serials.get(issuer) else {
+            return false;
+        };
+        let trimmed = serial.trim_start_matches('0');
+        let trimmed = if trimmed.is_empty() { "0" } else { trimmed };
+        if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+            return serials.contains(&trimmed.to_ascii_lowercase());
+        }
+        serials.contains(trimmed)
     }
 
     /// Check a CRL fetched from `url` as [`Truststore::load_with`] will: it parses, its
@@ -501,10 +532,17 @@ fn check_crl(
         None
     };
     super::profile::check_crl(&parsed, signer).map_err(|e| CrlRefusal::Bad(e.to_string()))?;
+    let serials = tbs
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .map(|r| serial_hex(r.serial_number.as_bytes()))
+        .collect();
     Ok(LoadedCrl {
         crl,
         info,
         issuer: tbs.issuer.clone(),
+        serials,
     })
 }
 

@@ -147,3 +147,29 @@ fn a_store_is_refused_only_when_no_root_is_valid() {
         .to_string()
         .contains("is not valid before"));
 }
+
+#[test]
+fn revoked_serials_are_found_by_issuer_and_serial_in_any_hex_form() {
+    let root = root("Serial Root");
+    let inter = intermediate("Serial Intermediate", 2, &root);
+    let older = crl(&inter, &[7], at(NOW_SECS) - days(20), days(30));
+    let newer = crl(&inter, &[5, 255, 0x1234], at(NOW_SECS) - days(2), days(30));
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), &[&root], &[&inter], &[&older, &newer]);
+    let store = Truststore::load(dir.path()).unwrap();
+    let issuer = "O=Portcullis Test,CN=Serial Intermediate";
+    for serial in ["5", "05", "ff", "FF", "00ff", "1234", "001234"] {
+        assert!(store.is_revoked_serial(issuer, serial), "{serial}");
+    }
+    // Not on the CRL in use (7 is only on the older one), or another issuer's serial.
+    for serial in ["6", "7", "0", "", "12345"] {
+        assert!(!store.is_revoked_serial(issuer, serial), "{serial}");
+    }
+    assert!(!store.is_revoked_serial("O=Portcullis Test,CN=Serial Root", "5"));
+    assert!(!store.is_revoked_serial("CN=Serial Intermediate", "5"));
+    // A store without CRLs revokes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), &[&root], &[&inter], &[]);
+    let store = Truststore::load(dir.path()).unwrap();
+    assert!(!store.is_revoked_serial(issuer, "5"));
+}

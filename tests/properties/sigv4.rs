@@ -59,6 +59,7 @@ fn verifier() -> Verifier {
         principal_header: HeaderValue::from_static("props"),
         access_key_header: HeaderValue::from_static(AKID),
         attributes_header: None,
+        session: None,
     });
     let config = Sigv4Config {
         regions: vec![REGION.into(), "us-east-1".into()],

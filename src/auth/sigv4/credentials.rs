@@ -47,6 +47,20 @@ pub struct Credential {
     pub access_key_header: HeaderValue,
     /// `attributes` as a JSON object; `None` when there are none.
     pub attributes_header: Option<HeaderValue>,
+    /// Set for a session credential of `[issuer.sessions]` (see [`super::session`]).
+    pub session: Option<SessionIdentity>,
+}
+
+/// Who a session credential stands for, beyond its principal (`role/<role>/<session>`).
+#[derive(Debug)]
+pub struct SessionIdentity {
+    pub role: Arc<str>,
+    pub session: Arc<str>,
+    /// Forwarded header values, built once per session.
+    pub role_header: HeaderValue,
+    pub session_header: HeaderValue,
+    /// The leaf's CN value; `None` when it had none.
+    pub source_identity_header: Option<HeaderValue>,
 }
 
 /// Why a lookup failed.
@@ -226,15 +240,7 @@ fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
         {
             return Err(at("attributes must be printable ASCII"));
         }
-        let attributes_header = if c.attributes.is_empty() {
-            None
-        } else {
-            let json = serde_json::to_string(&c.attributes).map_err(|e| at(&e.to_string()))?;
-            Some(
-                HeaderValue::from_str(&json)
-                    .map_err(|_| at("attributes must be printable ASCII"))?,
-            )
-        };
+        let attributes_header = attributes_header(&c.attributes).map_err(|e| at(&e))?;
         let cred = Credential {
             access_key_header: HeaderValue::from_str(&c.access_key_id)
                 .map_err(|_| at("bad access_key_id"))?,
@@ -245,6 +251,7 @@ fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
             session_token: c.session_token.as_deref().map(Arc::from),
             principal_header,
             attributes_header,
+            session: None,
         };
         if keys
             .insert(c.access_key_id.clone(), Arc::new(cred))
@@ -257,6 +264,19 @@ fn parse_file(path: &Path) -> Result<HashMap<String, Arc<Credential>>, String> {
         }
     }
     Ok(keys)
+}
+
+/// `x-client-attributes`: the attributes as a JSON object; `None` when there are none.
+pub fn attributes_header(
+    attributes: &BTreeMap<String, String>,
+) -> Result<Option<HeaderValue>, String> {
+    if attributes.is_empty() {
+        return Ok(None);
+    }
+    let json = serde_json::to_string(attributes).map_err(|e| e.to_string())?;
+    HeaderValue::from_str(&json)
+        .map(Some)
+        .map_err(|_| "attributes must be printable ASCII".to_owned())
 }
 
 /// Equality whose time does not depend on where the inputs differ.

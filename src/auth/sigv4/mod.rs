@@ -15,6 +15,9 @@
 
 pub mod canonical;
 pub mod credentials;
+mod error;
+mod parse;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +29,13 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use self::canonical::{RequestParts, ALGORITHM};
+pub use self::credentials::SessionIdentity;
 pub use self::credentials::{Credential, CredentialSource, FileCredentials, LookupError};
+pub use self::error::{SessionRefusal, Sigv4Error};
+pub use self::parse::parse_amz_date;
+use self::parse::{header_date, parse_auth};
+use self::session::SessionCache;
+pub use self::session::SessionContext;
 use crate::config::Sigv4Config;
 use crate::telemetry::metrics as m;
 
@@ -41,99 +50,6 @@ const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 const SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security-token");
 const AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
 const AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
-
-/// Why a signed request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sigv4Error {
-    /// Neither an `AWS4-HMAC-SHA256` authorization header nor a presigned query.
-    Missing,
-    /// Both the header form and presigned query parameters.
-    MixedForms,
-    /// The authorization header or presigned parameters are malformed or incomplete.
-    Malformed(&'static str),
-    /// A header that must be signed (`host`, an `x-amz-*`) is not in SignedHeaders.
-    UnsignedHeader,
-    /// A header named in SignedHeaders is not in the request.
-    SignedHeaderMissing,
-    /// No usable date, or it differs from the credential scope's date.
-    BadDate,
-    /// The scope's region or service is not one this gateway accepts.
-    BadScope,
-    /// Outside `max_skew`, or a presigned URL past its expiry.
-    Expired,
-    /// `X-Amz-Expires` above `max_presign_expiry`.
-    ExpiryTooLong,
-    UnknownKey,
-    InvalidToken,
-    /// `UNSIGNED-PAYLOAD` while `allow_unsigned_payload = false`.
-    UnsignedPayload,
-    /// `x-amz-content-sha256` is not the hash of the body.
-    PayloadHashMismatch,
-    SignatureMismatch,
-}
-
-impl Sigv4Error {
-    /// The error code in AWS's vocabulary (the JSON body's `__type`).
-    pub fn code(self) -> &'static str {
-        use Sigv4Error as E;
-        match self {
-            E::Missing => "MissingAuthenticationToken",
-            E::MixedForms | E::Malformed(_) | E::UnsignedHeader | E::SignedHeaderMissing => {
-                "IncompleteSignature"
-            }
-            E::BadDate
-            | E::BadScope
-            | E::ExpiryTooLong
-            | E::UnsignedPayload
-            | E::PayloadHashMismatch => "InvalidSignatureException",
-            E::Expired => "RequestExpired",
-            E::UnknownKey | E::InvalidToken => "InvalidClientTokenId",
-            E::SignatureMismatch => "SignatureDoesNotMatch",
-        }
-    }
-
-    /// The fixed label for logs and metrics.
-    pub fn reason(self) -> &'static str {
-        use Sigv4Error as E;
-        match self {
-            E::Missing => "sigv4_missing",
-            E::MixedForms => "sigv4_mixed_forms",
-            E::Malformed(r) => r,
-            E::UnsignedHeader => "sigv4_header_not_signed",
-            E::SignedHeaderMissing => "sigv4_signed_header_missing",
-            E::BadDate => "sigv4_bad_date",
-            E::BadScope => "sigv4_bad_scope",
-            E::Expired => "sigv4_expired",
-            E::ExpiryTooLong => "sigv4_expiry_too_long",
-            E::UnknownKey => "sigv4_unknown_access_key",
-            E::InvalidToken => "sigv4_invalid_session_token",
-            E::UnsignedPayload => "sigv4_unsigned_payload",
-            E::PayloadHashMismatch => "sigv4_payload_hash_mismatch",
-            E::SignatureMismatch => "sigv4_signature_mismatch",
-        }
-    }
-
-    /// A message safe to show the client.
-    pub fn message(self) -> &'static str {
-        use Sigv4Error as E;
-        match self {
-            E::Missing => "Missing Authentication Token",
-            E::MixedForms => "Only one auth mechanism allowed; a request must not carry both an Authorization header and X-Amz-Algorithm query parameters",
-            E::Malformed(_) => "The authorization header or presigned query parameters are malformed or incomplete",
-            E::UnsignedHeader => "The host header and every x-amz-* header (except x-amz-security-token) must be signed",
-            E::SignedHeaderMissing => "A header named in SignedHeaders is not in the request",
-            E::BadDate => "The request date is missing, malformed, or differs from the credential scope date",
-            E::BadScope => "Credential should be scoped to a valid region and service",
-            E::Expired => "Signature expired or not yet valid",
-            E::ExpiryTooLong => "X-Amz-Expires is longer than this gateway allows",
-            E::UnknownKey => "The security token included in the request is invalid",
-            E::InvalidToken => "The security token included in the request is invalid",
-            E::UnsignedPayload => "UNSIGNED-PAYLOAD is not accepted here; sign the payload",
-            E::PayloadHashMismatch => "x-amz-content-sha256 does not match the request body",
-            E::SignatureMismatch => "The request signature we calculated does not match the signature you provided",
-        }
-    }
-}
 
 /// Which form the request was signed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +88,10 @@ pub struct Verifier {
     allow_unsigned_payload: bool,
     pub max_payload_buffer: u64,
     source: Arc<dyn CredentialSource>,
+    /// `sessions = true`: an `ASIA…` id the source does not know is a session credential.
+    sessions: bool,
+    /// Opened session tokens by access key id (see [`session`]).
+    session_cache: SessionCache,
     /// Credential scope "AKID/date/region/service" → (secret it was derived from, key).
     /// Read lock-free on every request; copied and swapped on a miss (once per key, scope
     /// and day), so the hot path never takes a lock.
@@ -198,19 +118,6 @@ pub(crate) struct Built {
     /// The signing key of the credential scope (cached per scope).
     pub signing_key: [u8; 32],
     pub signature: [u8; 32],
-}
-
-/// The parsed signature fields of either form.
-struct Auth<'a> {
-    form: Form,
-    /// "AKID/YYYYMMDD/region/service/aws4_request"
-    credential: std::borrow::Cow<'a, str>,
-    signed_headers: std::borrow::Cow<'a, str>,
-    signature: std::borrow::Cow<'a, str>,
-    /// Presigned: X-Amz-Date and X-Amz-Expires, X-Amz-Security-Token.
-    date: Option<String>,
-    expires: Option<String>,
-    token: Option<String>,
 }
 
 /// Whether the request carries SigV4 credentials of either form (used to pick an
@@ -244,6 +151,8 @@ impl Verifier {
             allow_unsigned_payload: config.allow_unsigned_payload,
             max_payload_buffer: config.max_payload_buffer,
             source,
+            sessions: config.sessions,
+            session_cache: SessionCache::new(),
             key_cache: ArcSwap::from_pointee(HashMap::new()),
             verified_ok: metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "accepted", "reason" => "ok"),
             key_hits: metrics::counter!(m::SIGV4_KEY_CACHE_HITS_TOTAL),
@@ -253,7 +162,18 @@ impl Verifier {
 
     /// Verify `req` at `now` (seconds since the Unix epoch), counting the outcome.
     pub fn verify(&self, req: &SignedRequest<'_>, now: i64) -> Result<Verified, Sigv4Error> {
-        let r = self.check(req, now);
+        self.verify_sessions(req, None, now)
+    }
+
+    /// [`Verifier::verify`], with what session credentials are checked against (`None`:
+    /// no `[issuer.sessions]` runs, so no session credential verifies).
+    pub fn verify_sessions(
+        &self,
+        req: &SignedRequest<'_>,
+        sessions: Option<SessionContext<'_>>,
+        now: i64,
+    ) -> Result<Verified, Sigv4Error> {
+        let r = self.check(req, sessions, now);
         match &r {
             Ok(_) => self.verified_ok.increment(1),
             Err(e) => metrics::counter!(m::SIGV4_VERIFICATIONS_TOTAL, "result" => "rejected", "reason" => e.reason())
@@ -262,8 +182,13 @@ impl Verifier {
         r
     }
 
-    fn check(&self, req: &SignedRequest<'_>, now: i64) -> Result<Verified, Sigv4Error> {
-        let b = self.build(req, now, false)?;
+    fn check(
+        &self,
+        req: &SignedRequest<'_>,
+        sessions: Option<SessionContext<'_>>,
+        now: i64,
+    ) -> Result<Verified, Sigv4Error> {
+        let b = self.build(req, sessions, now, false)?;
         if self.signature_matches(&b) {
             return Ok(Verified {
                 credential: b.credential,
@@ -273,7 +198,7 @@ impl Verifier {
         // AWS accepts a presigned URL whose X-Amz-Security-Token was appended after signing
         // (the suite's post-sts-header-after); only then is the second canonical form built.
         if b.form == Form::Presigned && b.has_token {
-            let b = self.build(req, now, true)?;
+            let b = self.build(req, sessions, now, true)?;
             if self.signature_matches(&b) {
                 return Ok(Verified {
                     credential: b.credential,
@@ -300,6 +225,7 @@ impl Verifier {
     pub(crate) fn build(
         &self,
         req: &SignedRequest<'_>,
+        sessions: Option<SessionContext<'_>>,
         now: i64,
         omit_token: bool,
     ) -> Result<Built, Sigv4Error> {
@@ -444,13 +370,22 @@ impl Verifier {
                 .get(SECURITY_TOKEN)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         };
-        let credential = self
-            .source
-            .lookup(akid, token.as_deref())
-            .map_err(|e| match e {
-                LookupError::UnknownKey => Sigv4Error::UnknownKey,
-                LookupError::InvalidToken => Sigv4Error::InvalidToken,
-            })?;
+        let credential = match self.source.lookup(akid, token.as_deref()) {
+            Ok(c) => c,
+            // A static `ASIA…` key in the file stays a static credential.
+            Err(LookupError::UnknownKey) if self.sessions && akid.starts_with("ASIA") => {
+                if auth.form == Form::Header
+                    && token.is_some()
+                    && signed.binary_search(&SECURITY_TOKEN.as_str()).is_err()
+                {
+                    return Err(Sigv4Error::Session(SessionRefusal::TokenNotSigned));
+                }
+                self.session_cache
+                    .credential(sessions, akid, token.as_deref(), now)?
+            }
+            Err(LookupError::UnknownKey) => return Err(Sigv4Error::UnknownKey),
+            Err(LookupError::InvalidToken) => return Err(Sigv4Error::InvalidToken),
+        };
 
         let creq = canonical::canonical_request(&RequestParts {
             method: req.method,
@@ -534,153 +469,6 @@ pub fn sign(key: &[u8; 32], string_to_sign: &str) -> String {
     };
     mac.update(string_to_sign.as_bytes());
     hex::encode(mac.finalize().into_bytes())
-}
-
-fn parse_auth<'a>(req: &SignedRequest<'a>) -> Result<Auth<'a>, Sigv4Error> {
-    use std::borrow::Cow;
-    let header = has_auth_header(req.headers);
-    let presigned = has_presign_params(req.query);
-    match (header, presigned) {
-        (true, true) => Err(Sigv4Error::MixedForms),
-        (false, false) => Err(Sigv4Error::Missing),
-        (true, false) => {
-            let v = req
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or(Sigv4Error::Malformed("sigv4_bad_authorization"))?;
-            let rest = v[ALGORITHM.len()..]
-                .strip_prefix(' ')
-                .ok_or(Sigv4Error::Malformed("sigv4_bad_authorization"))?;
-            let (mut cred, mut sh, mut sig) = (None, None, None);
-            for field in rest.split(',') {
-                let (k, val) = field
-                    .trim()
-                    .split_once('=')
-                    .ok_or(Sigv4Error::Malformed("sigv4_bad_authorization"))?;
-                let slot = match k {
-                    "Credential" => &mut cred,
-                    "SignedHeaders" => &mut sh,
-                    "Signature" => &mut sig,
-                    _ => return Err(Sigv4Error::Malformed("sigv4_bad_authorization")),
-                };
-                if slot.replace(val).is_some() {
-                    return Err(Sigv4Error::Malformed("sigv4_bad_authorization"));
-                }
-            }
-            match (cred, sh, sig) {
-                (Some(c), Some(h), Some(s)) => Ok(Auth {
-                    form: Form::Header,
-                    credential: Cow::Borrowed(c),
-                    signed_headers: Cow::Borrowed(h),
-                    signature: Cow::Borrowed(s),
-                    date: None,
-                    expires: None,
-                    token: None,
-                }),
-                _ => Err(Sigv4Error::Malformed("sigv4_incomplete")),
-            }
-        }
-        (false, true) => {
-            let mut fields: [Option<String>; 7] = Default::default();
-            const NAMES: [&str; 7] = [
-                "X-Amz-Algorithm",
-                "X-Amz-Credential",
-                "X-Amz-Date",
-                "X-Amz-Expires",
-                "X-Amz-SignedHeaders",
-                "X-Amz-Signature",
-                "X-Amz-Security-Token",
-            ];
-            for p in req.query.split('&') {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                if let Some(i) = NAMES.iter().position(|n| *n == k) {
-                    let v = String::from_utf8(canonical::percent_decode(v))
-                        .map_err(|_| Sigv4Error::Malformed("sigv4_bad_query"))?;
-                    if fields[i].replace(v).is_some() {
-                        return Err(Sigv4Error::Malformed("sigv4_bad_query"));
-                    }
-                }
-            }
-            let [alg, cred, date, expires, sh, sig, token] = fields;
-            if alg.as_deref() != Some(ALGORITHM) {
-                return Err(Sigv4Error::Malformed("sigv4_bad_algorithm"));
-            }
-            match (cred, date, expires, sh, sig) {
-                (Some(c), Some(d), Some(e), Some(h), Some(s)) => Ok(Auth {
-                    form: Form::Presigned,
-                    credential: Cow::Owned(c),
-                    signed_headers: Cow::Owned(h),
-                    signature: Cow::Owned(s),
-                    date: Some(d),
-                    expires: Some(e),
-                    token,
-                }),
-                _ => Err(Sigv4Error::Malformed("sigv4_incomplete")),
-            }
-        }
-    }
-}
-
-/// The header form's date: `x-amz-date` (ISO 8601 basic) or else `date` (same, or an HTTP
-/// date). Returns the ISO 8601 basic text used in the string to sign, and its Unix time.
-fn header_date(headers: &HeaderMap) -> Result<(std::borrow::Cow<'_, str>, i64), Sigv4Error> {
-    use std::borrow::Cow;
-    if let Some(v) = headers.get(AMZ_DATE) {
-        let s = v.to_str().map_err(|_| Sigv4Error::BadDate)?;
-        let t = parse_amz_date(s).ok_or(Sigv4Error::BadDate)?;
-        return Ok((Cow::Borrowed(s), t));
-    }
-    let v = headers.get(http::header::DATE).ok_or(Sigv4Error::BadDate)?;
-    let s = v.to_str().map_err(|_| Sigv4Error::BadDate)?;
-    if let Some(t) = parse_amz_date(s) {
-        return Ok((Cow::Borrowed(s), t));
-    }
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc2822)
-        .map_err(|_| Sigv4Error::BadDate)?;
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let text = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    Ok((Cow::Owned(text), t.unix_timestamp()))
-}
-
-/// `YYYYMMDDTHHMMSSZ` → Unix seconds.
-pub fn parse_amz_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    let month = time::Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(
-        i32::try_from(num(0..4)?).ok()?,
-        month,
-        u8::try_from(num(6..8)?).ok()?,
-    )
-    .ok()?;
-    let tm = time::Time::from_hms(
-        u8::try_from(num(9..11)?).ok()?,
-        u8::try_from(num(11..13)?).ok()?,
-        u8::try_from(num(13..15)?).ok()?,
-    )
-    .ok()?;
-    Some(
-        time::PrimitiveDateTime::new(date, tm)
-            .assume_utc()
-            .unix_timestamp(),
-    )
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn credential(akid: &str, secret: &str) -> Arc<Credential> {
         principal_header: HeaderValue::from_static("suite"),
         access_key_header: HeaderValue::from_str(akid).unwrap(),
         attributes_header: None,
+        session: None,
     })
 }
 
@@ -148,12 +149,12 @@ fn check_case(v: &Verifier, sreq: &str, creq: &str, sts: &str, now: i64) -> Resu
     let raw = parse_raw(sreq);
     let req = raw.signed();
     let mut built = v
-        .build(&req, now, false)
+        .build(&req, None, now, false)
         .map_err(|e| format!("build: {e:?}"))?;
     if built.canonical_request != creq.as_bytes() && built.has_token {
         // A token appended to a presigned URL after signing (post-sts-header-after).
         built = v
-            .build(&req, now, true)
+            .build(&req, None, now, true)
             .map_err(|e| format!("build: {e:?}"))?;
     }
     let got = String::from_utf8_lossy(&built.canonical_request);
