@@ -218,8 +218,8 @@ impl SharedStore for Inner {
         ids.chain(subjects).collect()
     }
 
-    /// Merge (never remove), then persist when anything changed. A failed write still
-    /// applies the entries in memory: a revocation is never dropped for a disk error.
+    /// Merge (never remove), apply, then persist when anything changed. A failed write
+    /// still applies the entries in memory: a revocation is never dropped for a disk error.
     fn apply(&self, entries: Vec<cluster::Entry>) -> std::io::Result<usize> {
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = Revoked::clone(&self.current.load()).pruned(now_secs());
@@ -246,9 +246,10 @@ impl SharedStore for Inner {
         if next == before {
             return Ok(0);
         }
-        let saved = persist(&self.path, &next);
-        self.current.store(Arc::new(next));
-        saved.map(|()| new)
+        // Refused from now on, then written: the fleet's copy is in Redis meanwhile.
+        let next = Arc::new(next);
+        self.current.store(next.clone());
+        persist(&self.path, &next).map(|()| new)
     }
 }
 
