@@ -234,3 +234,58 @@ async fn garbage_in_redis_is_refused_with_a_log_line_and_not_applied() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn without_redis_at_start_an_instance_is_ready_on_its_local_copy_and_joins_later() {
+    let mut redis = Redis::start();
+    let f = Fleet::new(support::DEFAULT_LIMITS, &redis);
+    redis.kill();
+    let a = f.start("a");
+    assert!(a.log_position("Redis not reachable").is_some());
+    assert_eq!(common::admin_get(a.admin, "/readyz").await.0, 200);
+    let text = a.metrics().await;
+    assert_eq!(
+        common::metric(&text, "portcullis_cluster_redis_up", &[]),
+        0.0
+    );
+    assert!(text.contains("portcullis_cluster_redis_up 0"), "{text}");
+    // The token endpoint answers from the local limiter, and the token verifies.
+    let token = f.issued(&a).await;
+    let mut conn = f.connect(&a).await;
+    assert_eq!(
+        support::call(&mut conn, "/orders", &token).await.status,
+        200
+    );
+    assert!(common::metric(&a.metrics().await, FALLBACK, &["what=\"rate_limit\""]) >= 1.0);
+    redis.restart();
+    assert!(a.wait_redis_up(true, NOTICE).await, "A never joined Redis");
+}
+
+#[test]
+fn check_names_a_missing_redis_ca() {
+    let pki = common::TestPki::new();
+    let spec = common::Spec {
+        body: format!(
+            "{}\n[cluster]\nredis_url = \"rediss://127.0.0.1:1/0\"\ntls = {{ ca = \"missing-ca.pem\" }}\n",
+            common::echo_route()
+        ),
+        ..common::Spec::default()
+    };
+    let (cfg_dir, config) = common::write_config(&pki, &spec);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("cluster.tls.ca") && text.contains("missing-ca.pem"),
+        "{text}"
+    );
+    drop(cfg_dir);
+}
