@@ -208,12 +208,17 @@ pub struct Fleet {
 impl Fleet {
     /// Write the shared folder for an OAuth2 issuer with `rate_limit`, sharing `redis`.
     pub fn new(rate_limit: &str, redis: &Redis) -> Fleet {
+        Fleet::with(rate_limit, redis, "")
+    }
+
+    /// [`Fleet::new`] with `extra` config (tables) appended.
+    pub fn with(rate_limit: &str, redis: &Redis, extra: &str) -> Fleet {
         common::init();
         let pki = TestPki::new();
         let spec = Spec {
             listener: "client_auth = \"optional\"",
             body: format!(
-                "{}\n[cluster]\nredis_url = \"{}\"\nkey_prefix = \"portcullis:\"\ntimeout = \"200ms\"\n",
+                "{}\n[cluster]\nredis_url = \"{}\"\nkey_prefix = \"portcullis:\"\ntimeout = \"200ms\"\n{extra}",
                 support::body(rate_limit),
                 redis.url()
             ),

@@ -9,6 +9,7 @@
 mod common;
 mod fleet;
 mod sessions;
+mod sigv4;
 #[allow(dead_code)]
 #[path = "../oauth2/support.rs"]
 mod support;
