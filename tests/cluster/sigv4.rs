@@ -72,16 +72,10 @@ fn session(dir: &std::path::Path) -> (String, String, String) {
 
 /// `GET /signed/x` signed with the session credential (the token signed too).
 fn signed(akid: &str, secret: &str, tok: &str) -> http::Request<Full<Bytes>> {
-    let t = time::OffsetDateTime::now_utc();
-    let date = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let amz = time::format_description::parse("[year][month][day]T[hour][minute][second]Z");
+    let date = time::OffsetDateTime::now_utc()
+        .format(&amz.unwrap())
+        .unwrap();
     let headers: Vec<(&str, Vec<&[u8]>)> = vec![
         ("host", vec![b"localhost"]),
         ("x-amz-date", vec![date.as_bytes()]),
