@@ -72,7 +72,8 @@ fn session(dir: &std::path::Path) -> (String, String, String) {
 
 /// `GET /signed/x` signed with the session credential (the token signed too).
 fn signed(akid: &str, secret: &str, tok: &str) -> http::Request<Full<Bytes>> {
-    let amz = time::format_description::parse("[year][month][day]T[hour][minute][second]Z");
+    let amz =
+        time::format_description::parse_borrowed::<2>("[year][month][day]T[hour][minute][second]Z");
     let date = time::OffsetDateTime::now_utc()
         .format(&amz.unwrap())
         .unwrap();
