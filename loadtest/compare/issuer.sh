@@ -13,7 +13,7 @@
 #
 # CLUSTER=1 adds `[cluster]` with a redis-server started here (REDIS_PORT): the token
 # endpoint then asks the fleet-wide limiter in Redis on every request (issue 19);
-# FIGURES=A runs figure A only.
+# FIGURES=A runs figure A only. PC_BIN and LT_BIN (both) use those binaries, no build.
 #
 # One gateway, one listener (`client_auth = "optional"`: secret-only clients connect
 # without a certificate), clients registered with `portcullis oauth client add` (generated
@@ -49,9 +49,11 @@ if [ "$BACKEND" = nginx ] && ! command -v nginx >/dev/null; then
     || { $SUDO apt-get update -q; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nginx; }
 fi
 
-echo "== building release binaries"
-(cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
-LT="$ROOT/target/release/loadtest"
+if [ -z "${LT_BIN:-}" ] || [ -z "${PC_BIN:-}" ]; then
+  echo "== building release binaries"
+  (cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
+fi
+LT=${LT_BIN:-"$ROOT/target/release/loadtest"}
 PC=${PC_BIN:-"$ROOT/target/release/portcullis"}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
