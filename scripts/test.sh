@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine with only the Rust toolchain: installs the
-# outside clients the tests drive for real (curl, openssl, a Python venv with botocore)
+# outside clients the tests drive for real (curl, openssl, redis-server, a Python venv with botocore)
 # when they are missing, then
 # runs every test of the workspace. `.ci/run` calls exactly this.
 set -euo pipefail
@@ -12,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # promtool (tests/exposition.rs runs `promtool check metrics` on /metrics) ships in Debian's
 # prometheus package.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# tests/cluster/ start a real Redis (redis-server on a free port, per test) for [cluster].
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test clients: ${missing[*]}"
   SUDO=""

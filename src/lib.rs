@@ -11,6 +11,7 @@ pub mod body;
 pub mod builtin;
 pub mod cert_verify;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod fetch;

@@ -169,6 +169,26 @@ fn configmap_config_passes_check_with_generated_material() {
     ] {
         std::fs::copy(pki.join(from), material.join(key)).unwrap_or_else(|e| panic!("{from}: {e}"));
     }
+    // The issuer's signing key and registry (secret-issuer-keys.yaml).
+    let keys = dir.path().join("oauth-keys");
+    run(&["oauth", "keys", "rotate", keys.to_str().unwrap()]);
+    let key = std::fs::read_dir(&keys)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(key, material.join("oauth2-signing.key")).unwrap();
+    let clients = material.join("clients.toml");
+    run(&[
+        "oauth",
+        "client",
+        "add",
+        clients.to_str().unwrap(),
+        "orders-svc",
+        "--scope",
+        "orders/read",
+    ]);
     let root = dir.path().join("pod");
     let mut layout = Command::new(&py);
     layout

@@ -11,6 +11,10 @@
 #
 #   RUNS=3 DUR=5s CONNS=64 CLIENT_THREADS="1 2" loadtest/compare/issuer.sh
 #
+# CLUSTER=1 adds `[cluster]` with a redis-server started here (REDIS_PORT): the token
+# endpoint then asks the fleet-wide limiter in Redis on every request (issue 19);
+# FIGURES=A runs figure A only. PC_BIN and LT_BIN (both) use those binaries, no build.
+#
 # One gateway, one listener (`client_auth = "optional"`: secret-only clients connect
 # without a certificate), clients registered with `portcullis oauth client add` (generated
 # secret, sha256 hash). The issuer's rate limits are raised to 1,000,000/s so they never
@@ -29,6 +33,9 @@ CLIENT_THREADS=${CLIENT_THREADS:-"1 2"}   # load-client runtime threads; every f
 RATE=${RATE:-0}                       # figure B open loop (req/s); 0 = 70 % of closed loop
 BACKEND=${BACKEND:-nginx}             # nginx | echo
 CLIENTS=${CLIENTS:-1000}
+CLUSTER=${CLUSTER:-0}                 # 1: [cluster] with a local redis-server
+REDIS_PORT=${REDIS_PORT:-18379}
+FIGURES=${FIGURES:-"A B"}
 WORK=${WORK:-$(mktemp -d /tmp/portcullis-issuer.XXXXXX)}
 OUT="$WORK/results"
 PORT=${PORT:-18446}                   # the gateway's listener
@@ -42,9 +49,11 @@ if [ "$BACKEND" = nginx ] && ! command -v nginx >/dev/null; then
     || { $SUDO apt-get update -q; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nginx; }
 fi
 
-echo "== building release binaries"
-(cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
-LT="$ROOT/target/release/loadtest"
+if [ -z "${LT_BIN:-}" ] || [ -z "${PC_BIN:-}" ]; then
+  echo "== building release binaries"
+  (cd "$ROOT" && cargo build --release --locked -p portcullis -p loadtest --bins)
+fi
+LT=${LT_BIN:-"$ROOT/target/release/loadtest"}
 PC=${PC_BIN:-"$ROOT/target/release/portcullis"}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -128,6 +137,10 @@ rate_limit = { per_client = "1000000/s", per_address = "1000000/s", burst = 1000
 level = "warn"
 access_log = "off"
 EOF
+if [ "$CLUSTER" = 1 ]; then
+  command -v redis-server >/dev/null || { echo "CLUSTER=1 needs redis-server (apt-get install redis-server)"; exit 1; }
+  printf '\n[cluster]\nredis_url = "redis://127.0.0.1:%s/0"\ntimeout = "200ms"\n' "$REDIS_PORT" >> "$G/portcullis.toml"
+fi
 "$PC" check --config "$G/portcullis.toml" > "$OUT/check.txt" 2>&1 \
   || { cat "$OUT/check.txt"; exit 1; }
 
@@ -142,6 +155,13 @@ if [ "$BACKEND" = nginx ]; then
   NG=$!; PIDS+=("$NG")
   sleep 0.5
   kill -0 "$NG" 2>/dev/null || { echo "the nginx backend did not start"; exit 1; }
+fi
+if [ "$CLUSTER" = 1 ]; then
+  if ss -ltn | grep -q ":$REDIS_PORT "; then echo "port $REDIS_PORT is taken: set REDIS_PORT"; exit 1; fi
+  mkdir -p "$WORK/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" > "$OUT/redis.log" 2>&1 &
+  PIDS+=("$!")
+  sleep 0.5
 fi
 if ss -ltn | grep -q ":$PORT "; then echo "port $PORT is taken: set PORT"; exit 1; fi
 "$PC" run --config "$G/portcullis.toml" > "$OUT/gateway.log" 2>&1 &
@@ -193,6 +213,7 @@ for t in $CLIENT_THREADS; do
     secret_run "t$t-token-secret-$i" "$t" "$BASE/oauth2/token"
     cert_run "t$t-token-cert-$i" "$t" "$BASE/oauth2/token"
   done
+  [[ " $FIGURES " == *" B "* ]] || continue
   echo "== client threads $t: B. mTLS only vs mTLS + jwt:local, closed loop"
   for i in $(seq "$RUNS"); do
     measure "t$t-closed-mtls-$i" "$t" "$BASE/" "${ID0[@]}"
@@ -246,6 +267,8 @@ for t in threads:
         print(f"| {label} | {r['rate']:,.0f} | {r['cpu']:.1f} | {1e6 / r['cpu']:,.0f} | {r['p99']:.2f} "
               f"| {r['errors']} | {r['client']:.0f}{' (bottleneck)' if r['bottleneck'] else ''} "
               f"| {r['runs']} | {r['load']} |")
+    if not os.path.exists(os.path.join(out, f"t{t}-rate")):
+        continue  # FIGURES=A
     rate = open(os.path.join(out, f"t{t}-rate")).read().strip()
     print()
     print("| route | req/s | proxy CPU per request (µs) | vs mTLS | p99 (ms) | errors "

@@ -2,6 +2,12 @@
 //! `/healthz` (the process is up), `/readyz` (listeners are accepting; 503 while draining),
 //! `POST /reload` and `GET /truststore` ([`reload`]), `POST /issuer/oauth2/revoke` and
 //! `POST /issuer/sessions/revoke` ([`issuer`]).
+//!
+//! What `/readyz` waits for: this listener is bound at the end of `server::start`, after
+//! every piece was built, the first JWKS fetches were tried and, with `[cluster]`, the
+//! fleet's revocations were read from Redis (or `[cluster] timeout` passed without Redis:
+//! then the instance is ready on its local revocations, `portcullis_cluster_redis_up` 0).
+//! So its first 200 means a request here is checked against every revocation the fleet had.
 
 mod issuer;
 mod reload;

@@ -132,6 +132,7 @@ impl Builder {
                 }
             }
         }
+        let cluster = self.cluster(raw.cluster.as_ref());
         Config {
             source,
             listeners,
@@ -147,6 +148,7 @@ impl Builder {
             oauth2,
             sessions,
             runtime,
+            cluster,
         }
     }
 }

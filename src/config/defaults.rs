@@ -81,3 +81,8 @@ pub const JWT_CACHE_CAPACITY: usize = 100_000;
 /// A JWKS document larger than this is refused.
 pub const JWKS_MAX_SIZE: usize = 1024 * 1024;
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `[cluster]`: the Redis key and channel prefix, and the per-operation timeout.
+pub const CLUSTER_KEY_PREFIX: &str = "portcullis:";
+pub const CLUSTER_TIMEOUT: Duration = Duration::from_millis(200);
+pub const CLUSTER_TIMEOUT_MAX: Duration = Duration::from_secs(5);

@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub issuer: Option<super::issuer::RawIssuer>,
     pub runtime: Option<super::runtime::RawRuntime>,
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 /// `[auth.*]`: authentication providers that routes refer to by name.
@@ -165,6 +166,8 @@ pub fn known_keys(table: &str) -> &'static [&'static str] {
         "issuer.sessions.profile" => of::<super::sessions::RawProfile>(),
         "issuer.sessions.role" => of::<super::sessions::RawRole>(),
         "issuer.sessions.role.allow" => of::<RawAllow>(),
+        "cluster" => of::<super::cluster::RawCluster>(),
+        "cluster.tls" => of::<super::cluster::RawClusterTls>(),
         _ => &[],
     }
 }

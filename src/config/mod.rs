@@ -15,6 +15,7 @@ use std::time::Duration;
 mod assemble;
 pub mod build;
 pub mod cidr;
+pub mod cluster;
 pub mod crl_fetch;
 pub mod defaults;
 pub mod file;
@@ -37,6 +38,7 @@ mod upstream;
 mod tests;
 
 pub use cidr::Cidr;
+pub use cluster::ClusterConfig;
 pub use crl_fetch::CrlFetchConfig;
 pub use issuer::{Oauth2Config, Rate, RateLimit};
 pub use jwt::{JwksSource, JwtAlg, JwtConfig};
@@ -69,6 +71,8 @@ pub struct Config {
     pub sessions: Option<SessionsConfig>,
     /// `[runtime]`: how connections are served across the cores.
     pub runtime: RuntimeConfig,
+    /// `[cluster]`: the Redis a fleet shares, when configured.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {

@@ -345,6 +345,8 @@ fn reference_config_sets_every_key() {
         "issuer.sessions.trust_anchor",
         "issuer.sessions.profile",
         "issuer.sessions.role",
+        "cluster",
+        "cluster.tls",
     ] {
         for key in file::known_keys(table) {
             let (assign, header) = (format!("{key} ="), format!("[{table}.{key}"));

@@ -28,12 +28,20 @@ pub struct Limiter<K> {
     shards: Vec<Mutex<HashMap<K, u64>>>,
 }
 
+/// The GCRA's two numbers for `rate` and `burst`: the emission interval, and the
+/// tolerance (how far ahead of now a key's arrival time may run: `burst - 1` intervals).
+/// The fleet-wide limiter (`cluster::Cluster::limit`) takes the same.
+pub fn gcra(rate: Rate, burst: u32) -> (Duration, Duration) {
+    let interval = rate.interval().max(Duration::from_nanos(1));
+    (interval, interval.saturating_mul(burst.max(1) - 1))
+}
+
 impl<K: Hash + Eq + Clone> Limiter<K> {
     pub fn new(rate: Rate, burst: u32) -> Limiter<K> {
-        let interval = rate.interval().as_nanos().max(1) as u64;
+        let (interval, tolerance) = gcra(rate, burst);
         Limiter {
-            interval,
-            tolerance: interval.saturating_mul(u64::from(burst.max(1) - 1)),
+            interval: interval.as_nanos() as u64,
+            tolerance: tolerance.as_nanos() as u64,
             start: Instant::now(),
             hasher: Default::default(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),

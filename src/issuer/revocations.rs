@@ -11,18 +11,25 @@
 //!
 //! Reads ([`RevocationStore::is_revoked`]) are lock-free: the state is an immutable map
 //! behind `ArcSwap`, replaced whole by each write (writes are rare; reads are per request).
+//!
+//! With `[cluster]`, [`RevocationStore::join`] shares the store with the fleet (named by
+//! its file, e.g. `oauth2-revocations`): each revocation made here is published after it is
+//! persisted, and the revocations of other instances are merged in (and persisted) as they
+//! arrive; Redis never removes an entry ([`crate::cluster`]). Every issuer's store gets
+//! this the same way, so session revocations are shared like OAuth2 ones.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::keys::create_private_dir;
+use crate::cluster::{self, Cluster, Entry, Publisher, Revocation, SharedStore};
 
 /// The persisted state (also the file format, JSON).
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,10 +61,19 @@ impl Revoked {
 /// One issuer's revocations: the file and the state read from it.
 #[derive(Debug)]
 pub struct RevocationStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The file name without `.json`: the store's name in the fleet.
+    name: String,
     path: PathBuf,
     current: ArcSwap<Revoked>,
     /// Serialises writers (read-modify-write of the file); readers never take it.
     write: Mutex<()>,
+    /// Set by [`RevocationStore::join`] with `[cluster]`.
+    fleet: OnceLock<Publisher>,
 }
 
 pub fn now_secs() -> i64 {
@@ -91,15 +107,26 @@ impl RevocationStore {
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         Ok(RevocationStore {
-            path,
-            current: ArcSwap::from_pointee(state),
-            write: Mutex::new(()),
+            inner: Arc::new(Inner {
+                name: file_name.trim_end_matches(".json").to_owned(),
+                path,
+                current: ArcSwap::from_pointee(state),
+                write: Mutex::new(()),
+                fleet: OnceLock::new(),
+            }),
         })
+    }
+
+    /// Share this store with the fleet (once; before the cluster starts).
+    pub fn join(&self, cluster: &Arc<Cluster>) {
+        if self.inner.fleet.get().is_none() {
+            let _ = self.inner.fleet.set(cluster.register(self.inner.clone()));
+        }
     }
 
     /// Whether a token with this id, subject and issue time is revoked.
     pub fn is_revoked(&self, id: Option<&str>, subject: Option<&str>, issued_at: i64) -> bool {
-        let state = self.current.load();
+        let state = self.inner.current.load();
         id.is_some_and(|id| state.ids.contains_key(id))
             || subject
                 .and_then(|s| state.subjects.get(s))
@@ -108,28 +135,40 @@ impl RevocationStore {
 
     /// Revoke one token id until `until` (its expiry). Blocking (file I/O).
     pub fn revoke_id(&self, id: &str, until: i64) -> std::io::Result<()> {
-        self.update(|s| {
-            s.ids.insert(id.to_owned(), until);
-        })
+        self.inner.update(|s| {
+            let e = s.ids.entry(id.to_owned()).or_insert(until);
+            *e = (*e).max(until);
+        })?;
+        self.publish(Revocation::Id(id.to_owned()), until);
+        Ok(())
     }
 
     /// Revoke every token of `subject` issued at or before `before`; the entry is kept
     /// until `until` (`before` + the longest lifetime a token can have). Blocking.
     pub fn revoke_subject(&self, subject: &str, before: i64, until: i64) -> std::io::Result<()> {
-        self.update(|s| {
-            let e = s
-                .subjects
-                .entry(subject.to_owned())
-                .or_insert(SubjectRevocation { before, until });
-            e.before = e.before.max(before);
-            e.until = e.until.max(until);
-        })
+        self.inner.update(|s| {
+            merge_subject(s, subject, SubjectRevocation { before, until });
+        })?;
+        let what = Revocation::Subject {
+            subject: subject.to_owned(),
+            before,
+        };
+        self.publish(what, until);
+        Ok(())
     }
 
     pub fn snapshot(&self) -> Arc<Revoked> {
-        self.current.load_full()
+        self.inner.current.load_full()
     }
 
+    fn publish(&self, what: Revocation, until: i64) {
+        if let Some(p) = self.inner.fleet.get() {
+            p.publish(Entry { what, until });
+        }
+    }
+}
+
+impl Inner {
     fn update(&self, change: impl FnOnce(&mut Revoked)) -> std::io::Result<()> {
         // A poisoned lock only means a writer panicked; the file is whole either way.
         let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,6 +177,79 @@ impl RevocationStore {
         persist(&self.path, &next)?;
         self.current.store(Arc::new(next));
         Ok(())
+    }
+}
+
+/// Keep the later `before` and `until` of a subject's revocations: merging never shortens one.
+/// Whether it revokes more than before.
+fn merge_subject(s: &mut Revoked, subject: &str, r: SubjectRevocation) -> bool {
+    match s.subjects.get_mut(subject) {
+        None => {
+            s.subjects.insert(subject.to_owned(), r);
+            true
+        }
+        Some(e) => {
+            let more = r.before > e.before;
+            e.before = e.before.max(r.before);
+            e.until = e.until.max(r.until);
+            more
+        }
+    }
+}
+
+impl SharedStore for Inner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        let s = self.current.load();
+        let ids = s.ids.iter().map(|(id, until)| Entry {
+            what: Revocation::Id(id.clone()),
+            until: *until,
+        });
+        let subjects = s.subjects.iter().map(|(subject, r)| Entry {
+            what: Revocation::Subject {
+                subject: subject.clone(),
+                before: r.before,
+            },
+            until: r.until,
+        });
+        ids.chain(subjects).collect()
+    }
+
+    /// Merge (never remove), apply, then persist when anything changed. A failed write
+    /// still applies the entries in memory: a revocation is never dropped for a disk error.
+    fn apply(&self, entries: Vec<cluster::Entry>) -> std::io::Result<usize> {
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = Revoked::clone(&self.current.load()).pruned(now_secs());
+        let before = next.clone();
+        let mut new = 0;
+        for e in entries {
+            match e.what {
+                Revocation::Id(id) => {
+                    let slot = next.ids.entry(id).or_insert_with(|| {
+                        new += 1;
+                        e.until
+                    });
+                    *slot = (*slot).max(e.until);
+                }
+                Revocation::Subject { subject, before } => {
+                    let r = SubjectRevocation {
+                        before,
+                        until: e.until,
+                    };
+                    new += usize::from(merge_subject(&mut next, &subject, r));
+                }
+            }
+        }
+        if next == before {
+            return Ok(0);
+        }
+        // Refused from now on, then written: the fleet's copy is in Redis meanwhile.
+        let next = Arc::new(next);
+        self.current.store(next.clone());
+        persist(&self.path, &next).map(|()| new)
     }
 }
 

@@ -422,6 +422,7 @@ fn restart_required(started: &Config, new: &Config) -> Vec<String> {
             "issuer.sessions",
             format!("{:?}", started.sessions) != format!("{:?}", new.sessions),
         ),
+        ("cluster", started.cluster != new.cluster),
     ];
     out.extend(
         sections

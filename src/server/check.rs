@@ -140,6 +140,11 @@ pub fn validate_all(config: &Config) -> Vec<Finding> {
             Err(e) => out.push(Finding::error(key, e)),
         }
     }
+    // `[cluster]`'s TLS files (Redis itself is not asked: `check` runs anywhere).
+    if let Some(Err(e)) = config.cluster.as_ref().map(crate::cluster::Cluster::new) {
+        let (key, why) = e.split_once(": ").unwrap_or(("cluster", e.as_str()));
+        out.push(Finding::error(key, why));
+    }
     for w in crate::issuer::oauth2::check::warnings(config) {
         out.push(Finding::warning("", w));
     }

@@ -174,8 +174,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (shutdown, _) = watch::channel(false);
     let mut snapshot = build_snapshot(config)?;
     let access_log = AccessLogger::start(&config.log.access_log).map_err(StartError::AccessLog)?;
-    snapshot.issuer = crate::state::start_issuer(config, &access_log, shutdown.subscribe())?;
-    snapshot.sessions = crate::state::start_sessions(config, &access_log, shutdown.subscribe())?;
+    let cluster = crate::state::cluster(config)?;
+    let fleet = cluster.as_ref();
+    snapshot.issuer = crate::state::start_issuer(config, &access_log, shutdown.subscribe(), fleet)?;
+    snapshot.sessions =
+        crate::state::start_sessions(config, &access_log, shutdown.subscribe(), fleet)?;
+    if let Some(c) = &cluster {
+        // Before any listener (and `/readyz`) is up: the fleet's revocations first.
+        c.start(shutdown.subscribe()).await;
+    }
     snapshot.jwt = Arc::new(
         crate::auth::jwt::Providers::start(
             &config.jwt,

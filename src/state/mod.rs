@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::access_log::AccessLogger;
 use crate::auth::{self, sigv4::FileCredentials, sigv4::Verifier};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::issuer::oauth2::{Issuer, IssuerStartError};
 use crate::issuer::sessions::{Sessions, SessionsStartError};
@@ -85,6 +86,9 @@ pub enum StartError {
     Sessions(#[from] SessionsStartError),
     #[error("cannot start the per-core runtimes: {0}")]
     Runtime(std::io::Error),
+    /// The message starts with the key (`cluster.tls.ca: ...`).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl StartError {
@@ -118,6 +122,7 @@ impl StartError {
             StartError::Issuer(_) => Some("issuer.oauth2".into()),
             StartError::Sessions(_) => Some("issuer.sessions".into()),
             StartError::Runtime(_) => Some("runtime.mode".into()),
+            StartError::Cluster(m) => Some(m.split(':').next().unwrap_or("cluster").to_owned()),
         }
     }
 }
@@ -150,18 +155,33 @@ pub fn build_snapshot(config: &Config) -> Result<Snapshot, StartError> {
     })
 }
 
+/// The `[cluster]` link, when configured (not connected yet: [`Cluster::start`]).
+pub fn cluster(config: &Config) -> Result<Option<Arc<Cluster>>, StartError> {
+    config
+        .cluster
+        .as_ref()
+        .map(Cluster::new)
+        .transpose()
+        .map_err(StartError::Cluster)
+}
+
 /// Start `[issuer.oauth2]` when configured: its keys and registry watchers run until
 /// `shutdown`; its audit lines go to the access-log sink (or, with the access log off, to
-/// the `portcullis::audit` tracing target).
+/// the `portcullis::audit` tracing target); with `[cluster]` its revocations and limits
+/// are the fleet's.
 pub fn start_issuer(
     config: &Config,
     access_log: &AccessLogger,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<Option<Arc<Issuer>>, StartError> {
     let Some(cfg) = &config.oauth2 else {
         return Ok(None);
     };
     let issuer = Issuer::start(cfg, shutdown)?;
+    if let Some(c) = cluster {
+        issuer.join(c);
+    }
     if access_log.is_on() {
         let log = access_log.clone();
         issuer.set_audit_sink(Box::new(move |line| log.write_line(line)));
@@ -170,16 +190,21 @@ pub fn start_issuer(
 }
 
 /// Start `[issuer.sessions]` when configured: its sealing-keys watcher runs until
-/// `shutdown`; its audit lines go where the OAuth2 issuer's go.
+/// `shutdown`; its audit lines go where the OAuth2 issuer's go; with `[cluster]` its
+/// revocations are the fleet's.
 pub fn start_sessions(
     config: &Config,
     access_log: &AccessLogger,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<Option<Arc<Sessions>>, StartError> {
     let Some(cfg) = &config.sessions else {
         return Ok(None);
     };
     let sessions = Sessions::start(cfg, shutdown)?;
+    if let Some(c) = cluster {
+        sessions.revocations.join(c);
+    }
     if access_log.is_on() {
         let log = access_log.clone();
         sessions.set_audit_sink(Box::new(move |line| log.write_line(line)));

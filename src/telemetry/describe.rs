@@ -220,6 +220,21 @@ pub(super) const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "CreateSession requests to the session issuer by result and reason.",
     ),
+    (
+        m::CLUSTER_REDIS_UP,
+        Kind::Gauge,
+        "1 while the fleet's Redis is connected and its revocations were read, else 0.",
+    ),
+    (
+        m::CLUSTER_REVOCATIONS_APPLIED_TOTAL,
+        Kind::Counter,
+        "Revocations from Redis applied here, by source (`published`, `full_read`).",
+    ),
+    (
+        m::CLUSTER_FALLBACK_TOTAL,
+        Kind::Counter,
+        "Fleet operations done locally because Redis failed, by what (`rate_limit`, `revocation`).",
+    ),
 ];
 
 /// Give the installed recorder every description.

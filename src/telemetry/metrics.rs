@@ -106,3 +106,11 @@ pub const ISSUER_KEY_RELOADS_TOTAL: &str = "portcullis_issuer_key_reloads_total"
 /// CreateSession requests to `[issuer.sessions]` by `result` (`issued` | `refused`) and
 /// `reason` (`ok` or a fixed refusal label, see `builtin::rolesanywhere::refusal`).
 pub const ISSUER_SESSIONS_TOTAL: &str = "portcullis_issuer_sessions_total";
+/// `[cluster]`: 1 while the shared Redis is connected and its revocations were read, else 0.
+pub const CLUSTER_REDIS_UP: &str = "portcullis_cluster_redis_up";
+/// Revocations from Redis applied to this instance's state, by `source` (`published`: a
+/// message from another instance | `full_read`: the set read at start or after a reconnect).
+pub const CLUSTER_REVOCATIONS_APPLIED_TOTAL: &str = "portcullis_cluster_revocations_applied_total";
+/// Fleet operations done locally because Redis failed or was down, by `what` (`rate_limit`:
+/// the local limiter answered | `revocation`: written to `state_dir` only, pushed later).
+pub const CLUSTER_FALLBACK_TOTAL: &str = "portcullis_cluster_fallback_total";

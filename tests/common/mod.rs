@@ -44,6 +44,20 @@ pub fn ensure_tool(tool: &str, package: &str) {
     );
 }
 
+/// `portcullis run --config <config>` as a child process: its stderr piped (JSON log lines,
+/// as stderr is not a terminal), `RUST_LOG` unset.
+pub fn spawn_binary(config: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Install the one crypto provider the gateway and the tests use (idempotent).
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

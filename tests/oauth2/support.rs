@@ -123,16 +123,7 @@ pub async fn start(rate_limit: &str) -> Setup {
         ..Spec::default()
     };
     let (dir, config) = common::write_config(&pki, &spec);
-    portcullis::issuer::keys::generate(&dir.path().join("oauth-keys")).unwrap();
-    let secrets = Secrets {
-        orders: generate_secret().unwrap(),
-        disabled: generate_secret().unwrap(),
-    };
-    fs::write(
-        dir.path().join("oauth-clients.toml"),
-        registry(&secrets, ""),
-    )
-    .unwrap();
+    let secrets = write_issuer_files(dir.path());
     let gw = boot(&config, dir).await;
     Setup {
         cert_client: pki.client("cert-svc"),
@@ -142,6 +133,17 @@ pub async fn start(rate_limit: &str) -> Setup {
         secrets,
         config,
     }
+}
+
+/// The issuer's signing keys and client registry in `dir`; the clients' secrets.
+pub fn write_issuer_files(dir: &Path) -> Secrets {
+    portcullis::issuer::keys::generate(&dir.join("oauth-keys")).unwrap();
+    let secrets = Secrets {
+        orders: generate_secret().unwrap(),
+        disabled: generate_secret().unwrap(),
+    };
+    fs::write(dir.join("oauth-clients.toml"), registry(&secrets, "")).unwrap();
+    secrets
 }
 
 /// Start a gateway from the config in `dir` (also after a restart).

@@ -106,7 +106,7 @@ impl Issuer {
         caller: &'a Caller<'_>,
         audit: &mut Audit<'a>,
     ) -> Result<Value, OAuthError> {
-        self.limit_address(caller.peer.ip())?;
+        self.limit_address(caller.peer.ip()).await?;
         audit.client_id = self.claimed_id(caller).map(str::to_owned);
         let scope = caller.form.get("scope")?;
         audit.requested = scope;
@@ -193,7 +193,7 @@ impl Issuer {
     /// `POST /oauth2/revoke` (RFC 7009): revoke the caller's own token; a well-formed
     /// request succeeds whatever the token is (another client's token stays valid).
     pub async fn revoke(self: &Arc<Self>, caller: &Caller<'_>) -> Result<(), OAuthError> {
-        self.limit_address(caller.peer.ip())?;
+        self.limit_address(caller.peer.ip()).await?;
         let auth = self.authenticate(caller).await?;
         let token = self.token_param(caller)?;
         let read = token::read(&self.keys.current(), &self.cfg.issuer, token);
@@ -221,7 +221,7 @@ impl Issuer {
     /// `POST /oauth2/introspect` (RFC 7662): `{"active": false}` exactly for anything not
     /// currently valid.
     pub async fn introspect(self: &Arc<Self>, caller: &Caller<'_>) -> Result<Value, OAuthError> {
-        self.limit_address(caller.peer.ip())?;
+        self.limit_address(caller.peer.ip()).await?;
         self.authenticate(caller).await?;
         let token = self.token_param(caller)?;
         let inactive = json!({"active": false});
@@ -268,9 +268,10 @@ impl Issuer {
             .ok_or_else(|| invalid_request("missing_token", "token is required"))
     }
 
-    fn limit_address(&self, ip: IpAddr) -> Result<(), OAuthError> {
-        self.per_address
-            .check(&ip)
+    async fn limit_address(&self, ip: IpAddr) -> Result<(), OAuthError> {
+        let rate = self.cfg.rate_limit.per_address;
+        self.limit("address", &ip, &ip.to_string(), &self.per_address, rate)
+            .await
             .map_err(|wait| rate_limited("per_address", wait))
     }
 
@@ -317,8 +318,9 @@ impl Issuer {
         }
         // Limited by the id claimed, registered or not: a limit that only registered ids
         // hit would tell which ids exist.
-        self.per_client
-            .check(&id.to_owned())
+        let rate = self.cfg.rate_limit.per_client;
+        self.limit("client", &id.to_owned(), id, &self.per_client, rate)
+            .await
             .map_err(|wait| rate_limited("per_client", wait))?;
         let known = self.clients.current().get(id).cloned();
         let Some(client) = known else {

@@ -22,8 +22,9 @@ use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
 use super::keys::Keys;
-use super::ratelimit::Limiter;
+use super::ratelimit::{gcra, Limiter};
 use super::revocations::{now_secs, RevocationStore};
+use crate::cluster::Cluster;
 use crate::config::issuer::TOKEN_LIFETIME_MAX;
 use crate::config::Oauth2Config;
 use crate::telemetry::metrics as m;
@@ -41,6 +42,8 @@ pub struct Issuer {
     pub revocations: RevocationStore,
     per_client: Limiter<String>,
     per_address: Limiter<IpAddr>,
+    /// `[cluster]`: the fleet-wide limits (the local ones answer when Redis does not).
+    fleet: OnceLock<Arc<Cluster>>,
     /// Bounds argon2 verifications in flight on the blocking pool.
     argon2: Arc<Semaphore>,
     audit: OnceLock<AuditSink>,
@@ -74,6 +77,7 @@ impl Issuer {
             per_client: Limiter::new(cfg.rate_limit.per_client, cfg.rate_limit.burst),
             per_address: Limiter::new(cfg.rate_limit.per_address, cfg.rate_limit.burst),
             argon2: Arc::new(Semaphore::new(cores.div_ceil(2))),
+            fleet: OnceLock::new(),
             audit: OnceLock::new(),
         })
     }
@@ -87,6 +91,32 @@ impl Issuer {
         tokio::spawn(issuer.keys.clone().watch(shutdown.clone()));
         tokio::spawn(issuer.clients.clone().watch(shutdown));
         Ok(issuer)
+    }
+
+    /// Share revocations and token-endpoint limits with the fleet (once, before the
+    /// cluster starts).
+    pub fn join(&self, cluster: &Arc<Cluster>) {
+        self.revocations.join(cluster);
+        let _ = self.fleet.set(cluster.clone());
+    }
+
+    /// One request against the per-client or per-address limit: the fleet's when Redis
+    /// answers within `[cluster] timeout`, else (and without `[cluster]`) this instance's.
+    async fn limit<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        kind: &'static str,
+        key: &K,
+        shown: &str,
+        local: &Limiter<K>,
+        rate: crate::config::Rate,
+    ) -> Result<(), std::time::Duration> {
+        if let Some(cluster) = self.fleet.get() {
+            let (interval, tolerance) = gcra(rate, self.cfg.rate_limit.burst);
+            if let Some(answer) = cluster.limit(kind, shown, interval, tolerance).await {
+                return answer;
+            }
+        }
+        local.check(key)
     }
 
     /// Send audit lines to `sink` (once; later calls are ignored).
