@@ -10,7 +10,7 @@
 #
 # `/` is mTLS only; `/static` and `/session` are ["mtls", "sigv4"], signed by the harness
 # (`--sigv4-access-key`, `--sigv4-session-token`) per request. The session is minted by the
-# library (CreateSession is not served yet): `cargo test --test sigv4_sessions
+# library (apart from CreateSession, so only verification is measured): `cargo test --test sigv4_sessions
 # mint_for_benchmark -- --ignored` with the keys folder `portcullis sessions keys rotate`
 # made. Ports PORT (18447) and BACKEND_PORT (18082), apart from ab.sh's and issuer.sh's.
 # Everything lives in WORK; only 127.0.0.1. Not part of the test suite.

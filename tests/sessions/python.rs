@@ -47,9 +47,14 @@ async fn iam_rolesanywhere_session_gets_credentials_with_ecdsa_rsa_and_sha384_le
         }
         cases.push(case);
     }
+    // The TLS client certificate of the signed calls (any verified client may carry a
+    // session): the ECDSA worker's, with its chain.
+    std::fs::write(d.join("tls-client.pem"), &s.worker.chain_pem).unwrap();
     let spec = json!({
         "endpoint": format!("localhost:{}", s.gw.addr.port()),
         "ca": d.join("ca.pem"),
+        "tls_cert": d.join("tls-client.pem"),
+        "tls_key": d.join("ecdsa.key"),
         "cases": cases,
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sessions/clients.py");
@@ -100,6 +105,23 @@ async fn iam_rolesanywhere_session_gets_credentials_with_ecdsa_rsa_and_sha384_le
         );
         assert_eq!(claims.exp - claims.iat, 3600);
         assert!(r["expiry"].as_str().unwrap().ends_with("+00:00"), "{r}");
+        // botocore signs with them (header and presigned); the route allows `orders-*`.
+        for how in ["signed", "presigned"] {
+            let call = &r[how];
+            assert_eq!(
+                call["status"], 200,
+                "{how} call with {cn}'s session: {call}"
+            );
+            let headers = &call["body"]["headers"];
+            let one = |name: &str| headers[name][0].as_str().unwrap_or_default().to_owned();
+            assert_eq!(one("x-client-role"), "orders-reader", "{how}: {headers}");
+            assert_eq!(one("x-client-source-identity"), cn, "{how}: {headers}");
+            assert_eq!(one("x-client-access-key-id"), akid, "{how}: {headers}");
+            assert_eq!(
+                one("x-client-principal"),
+                format!("role/orders-reader/{}", claims.session)
+            );
+        }
     }
     common::assert_metric_at_least(
         &s.gw.metrics().await,

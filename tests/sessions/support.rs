@@ -58,6 +58,23 @@ pub fn body() -> String {
 name = "rolesanywhere"
 builtin = "rolesanywhere"
 
+[[upstream]]
+name = "echo"
+builtin = "echo"
+
+[[route]]
+name = "signed"
+path_prefix = "/signed"
+upstream = "echo"
+auth = ["mtls", "sigv4"]
+[[route.allow]]
+role = "orders-*"
+
+[auth.sigv4]
+region = "us-east-1"
+service = "execute-api"
+sessions = true
+
 [[route]]
 name = "sessions"
 path_prefix = "/sessions"

@@ -1,5 +1,5 @@
-//! Not a test: mints one session for `loadtest/compare/sigv4_sessions.sh` (CreateSession is not
-//! served yet), through the same library calls the tests use.
+//! Not a test: mints one session for `loadtest/compare/sigv4_sessions.sh` (apart from
+//! CreateSession, so the benchmark measures verification only), through the same library calls the tests use.
 
 use std::path::Path;
 
