@@ -126,11 +126,20 @@ impl RevocationStore {
 
     /// Whether a token with this id, subject and issue time is revoked.
     pub fn is_revoked(&self, id: Option<&str>, subject: Option<&str>, issued_at: i64) -> bool {
+        self.is_revoked_any(id, subject.as_slice(), issued_at)
+    }
+
+    /// [`RevocationStore::is_revoked`] for a credential with several subjects (a session: its
+    /// role and its certificate), with one load of the current state.
+    pub fn is_revoked_any(&self, id: Option<&str>, subjects: &[&str], issued_at: i64) -> bool {
         let state = self.inner.current.load();
         id.is_some_and(|id| state.ids.contains_key(id))
-            || subject
-                .and_then(|s| state.subjects.get(s))
-                .is_some_and(|r| issued_at <= r.before)
+            || subjects.iter().any(|s| {
+                state
+                    .subjects
+                    .get(*s)
+                    .is_some_and(|r| issued_at <= r.before)
+            })
     }
 
     /// Revoke one token id until `until` (its expiry). Blocking (file I/O).

@@ -10,7 +10,7 @@
 //! opened it still in the folder.
 //!
 //! Checked on every request, hit or miss, because they change while a session lives: its
-//! expiry, the operator's revocations ([`Sessions::is_revoked`]: one `ArcSwap` load, three
+//! expiry, the operator's revocations ([`Sessions::is_revoked_by`]: one `ArcSwap` load, three
 //! hash lookups) and the CRLs of its trust anchor in the truststore generation serving now
 //! (one lookup by issuer and serial, [`crate::tls::Truststore::is_revoked_serial`]). A
 //! trust anchor that is no longer configured refuses its sessions.
@@ -24,7 +24,7 @@ use http::HeaderValue;
 use super::credentials::{attributes_header, Credential, SessionIdentity};
 use super::error::{SessionRefusal, Sigv4Error};
 use crate::issuer::sessions::token::{self, SessionClaims};
-use crate::issuer::sessions::Sessions;
+use crate::issuer::sessions::{RevocationKeys, Sessions};
 use crate::telemetry::metrics as m;
 use crate::tls::Anchors;
 
@@ -45,6 +45,8 @@ struct Opened {
     /// The sealing key that opened it: a hit needs it still in the folder.
     kid: Box<str>,
     claims: SessionClaims,
+    /// The revocation lookups' keys, built with the open (no allocation per request).
+    revocation: RevocationKeys,
     credential: Arc<Credential>,
 }
 
@@ -93,7 +95,7 @@ impl SessionCache {
         if c.exp <= now {
             return refuse(SessionRefusal::Expired);
         }
-        if ctx.sessions.is_revoked(c) {
+        if ctx.sessions.is_revoked_by(&opened.revocation) {
             return refuse(SessionRefusal::Revoked);
         }
         let Some(anchor) = ctx.anchors.get(&c.trust_anchor) else {
@@ -127,6 +129,7 @@ impl SessionCache {
         let opened = Arc::new(Opened {
             token: token.into(),
             kid: kid.into(),
+            revocation: RevocationKeys::of(&claims),
             claims,
             credential,
         });

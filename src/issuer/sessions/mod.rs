@@ -39,6 +39,27 @@ pub fn certificate_subject(sha256_hex: &str) -> String {
     format!("cert:{}", sha256_hex.to_ascii_lowercase())
 }
 
+/// What a session can be revoked by, built once when its token is opened so the per-request
+/// check only looks up.
+#[derive(Debug, Clone)]
+pub struct RevocationKeys {
+    access_key_id: String,
+    role: String,
+    certificate: String,
+    issued_at: i64,
+}
+
+impl RevocationKeys {
+    pub fn of(c: &SessionClaims) -> RevocationKeys {
+        RevocationKeys {
+            access_key_id: c.access_key_id.clone(),
+            role: role_subject(&c.role),
+            certificate: certificate_subject(&c.cert_sha256),
+            issued_at: c.iat,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("issuer.sessions: {0}")]
 pub struct SessionsStartError(pub String);
@@ -97,13 +118,20 @@ impl Sessions {
     }
 
     /// Whether an opened session was revoked by the operator: its access key id, or its
-    /// role or certificate for sessions issued until the revocation. Lock-free (one
-    /// `ArcSwap` load, three hash lookups). The anchor's CRLs are checked by the caller.
+    /// role or certificate for sessions issued until the revocation. The anchor's CRLs are
+    /// checked by the caller. Per request, use [`Sessions::is_revoked_by`] with the keys
+    /// built once per opened session.
     pub fn is_revoked(&self, c: &SessionClaims) -> bool {
-        let r = &self.revocations;
-        r.is_revoked(Some(&c.access_key_id), None, c.iat)
-            || r.is_revoked(None, Some(&role_subject(&c.role)), c.iat)
-            || r.is_revoked(None, Some(&certificate_subject(&c.cert_sha256)), c.iat)
+        self.is_revoked_by(&RevocationKeys::of(c))
+    }
+
+    /// Lock-free: one `ArcSwap` load, three hash lookups, no allocation.
+    pub fn is_revoked_by(&self, k: &RevocationKeys) -> bool {
+        self.revocations.is_revoked_any(
+            Some(&k.access_key_id),
+            &[&k.role, &k.certificate],
+            k.issued_at,
+        )
     }
 
     /// Revoke one session by its access key id (admin `POST /issuer/sessions/revoke`).
