@@ -19,6 +19,7 @@ mod error;
 mod parse;
 mod session;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,7 +258,7 @@ impl Verifier {
                     .as_deref()
                     .ok_or(Sigv4Error::Malformed("sigv4_incomplete"))?;
                 let t = parse_amz_date(d).ok_or(Sigv4Error::BadDate)?;
-                (std::borrow::Cow::Borrowed(d), t)
+                (Cow::Borrowed(d), t)
             }
             Form::Header => header_date(req.headers)?,
         };
@@ -363,12 +364,18 @@ impl Verifier {
             .map_err(|_| Sigv4Error::Malformed("sigv4_bad_signature_format"))?;
 
         // Credentials.
-        let token = match auth.form {
-            Form::Presigned => auth.token.clone(),
-            Form::Header => req
-                .headers
-                .get(SECURITY_TOKEN)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        // Borrowed: a session token is ~560 bytes on every request. A header value that
+        // is not UTF-8 (never a token portcullis issued) is compared in its lossy form.
+        let token: Option<Cow<'_, str>> = match auth.form {
+            Form::Presigned => auth.token.as_deref().map(Cow::Borrowed),
+            Form::Header => {
+                req.headers
+                    .get(SECURITY_TOKEN)
+                    .map(|v| match std::str::from_utf8(v.as_bytes()) {
+                        Ok(s) => Cow::Borrowed(s),
+                        Err(_) => String::from_utf8_lossy(v.as_bytes()),
+                    })
+            }
         };
         let credential = match self.source.lookup(akid, token.as_deref()) {
             Ok(c) => c,
