@@ -111,6 +111,7 @@ lt() {
   "$LT" run "https://127.0.0.1:$PORT$path" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" -q "${sig[@]}" "$@"
 }
 
+rm -f "$W/rate.txt"
 for run in $(seq "$RUNS"); do
   for v in mtls static session; do
     label="$v-$run"
@@ -137,16 +138,34 @@ for run in $(seq "$RUNS"); do
       la=$(load); c0=$(cpu_ticks $pid)
       lt "$v" --json "$W/$label.json" -c 64 -d "${DUR:-5s}" --rate "${RATE:-1500}" > /dev/null
       c1=$(cpu_ticks $pid); kill $pid; wait $pid 2>/dev/null || true
-      python3 - "$W/$label.json" "$c0" "$c1" "$label" "$la" <<'PY'
+      python3 - "$W/$label.json" "$c0" "$c1" "$label" "$la" "$W/rate.txt" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); n = r["requests"]["ok"]
 cpu = (int(sys.argv[3]) - int(sys.argv[2])) / 100  # USER_HZ
 print(f"{sys.argv[4]} rate load {sys.argv[5]}: {r['requests_per_s']:.0f} req/s, "
       f"p99 {r['latency_ms']['p99']} ms, proxy CPU {cpu * 1e6 / n:.1f} us/request, "
       f"errors {r['requests']['errors']}, client CPU {r['client']['cpu_s']} s")
+open(sys.argv[6], "a").write(f"{sys.argv[4]} {cpu * 1e6 / n:.1f}\n")
 PY
       ;;
     *) echo "MODE is ir or rate" >&2; exit 2 ;;
     esac
   done
 done
+
+# Rate mode: the medians over rounds and each round's session/static ratio (only ratios
+# within one run count on a shared machine).
+if [ "$MODE" = rate ]; then
+  python3 - "$W/rate.txt" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    label, cpu = line.split()
+    v, n = label.rsplit("-", 1)
+    runs.setdefault(v, {})[n] = float(cpu)
+med = {v: statistics.median(r.values()) for v, r in runs.items()}
+print("median CPU per request: " + ", ".join(f"{v} {m:.1f} us" for v, m in med.items()))
+print(f"session / static: {med['session'] / med['static']:.3f} (medians); per round: "
+      + " ".join(f"{runs['session'][n] / runs['static'][n]:.2f}" for n in sorted(runs['static'], key=int)))
+PY
+fi
