@@ -1,6 +1,6 @@
-//! `[cluster]`: what a fleet of gateways shares through Redis (floor 0: uses `config`,
-//! `shutdown` and `telemetry`; `issuer` registers its revocation stores here, `state` and
-//! `server` start it).
+//! `[cluster]`: what a fleet of gateways shares through Redis (floor 0: uses `material`,
+//! `config`, `shutdown` and `telemetry`; `issuer` registers its revocation stores here,
+//! `state` and `server` start it). A `rediss://` connection is made by [`tls`].
 //!
 //! - **Revocations.** Each store registered with [`Cluster::register`] (one per issuer,
 //!   named by its file, e.g. `oauth2-revocations`) has a sorted set
@@ -26,6 +26,7 @@
 pub mod entry;
 mod limit;
 mod sync;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,7 +71,10 @@ struct Outgoing {
 /// The running fleet link of one gateway.
 pub struct Cluster {
     cfg: ClusterConfig,
+    /// The URL's settings; what connects to a `redis://` Redis.
     client: redis::Client,
+    /// What connects to a `rediss://` Redis instead ([`tls`]).
+    tls: Option<tls::Tls>,
     /// Set while Redis is connected and synced; what the limiter and writers use.
     conn: ArcSwapOption<MultiplexedConnection>,
     stores: Mutex<Vec<Arc<dyn SharedStore>>>,
@@ -117,29 +121,14 @@ impl Publisher {
 }
 
 impl Cluster {
-    /// The client for `[cluster]` (reads the TLS files); nothing connects yet.
+    /// The client for `[cluster]` (reads the TLS files); nothing connects yet. Errors start
+    /// with the key at fault (`cluster.tls.ca: ...`).
     pub fn new(cfg: &ClusterConfig) -> Result<Arc<Cluster>, String> {
-        let client = match &cfg.tls {
-            None => redis::Client::open(cfg.redis_url.as_str())
-                .map_err(|e| format!("cluster.redis_url: {e}"))?,
-            Some(t) => {
-                let read = |key: &str, p: &std::path::Path| {
-                    std::fs::read(p).map_err(|e| format!("cluster.tls.{key}: {}: {e}", p.display()))
-                };
-                let client_tls = match (&t.cert, &t.key) {
-                    (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-                        client_cert: read("cert", c)?,
-                        client_key: read("key", k)?,
-                    }),
-                    _ => None,
-                };
-                let certs = redis::TlsCertificates {
-                    client_tls,
-                    root_cert: Some(read("ca", &t.ca)?),
-                };
-                redis::Client::build_with_tls(cfg.redis_url.as_str(), certs)
-                    .map_err(|e| format!("cluster.tls: {e}"))?
-            }
+        let client = redis::Client::open(cfg.redis_url.as_str())
+            .map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(tls::Tls::new(t, client.get_connection_info().addr())?),
+            None => None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         for what in ["rate_limit", "revocation"] {
@@ -153,6 +142,7 @@ impl Cluster {
         Ok(Arc::new(Cluster {
             cfg: cfg.clone(),
             client,
+            tls,
             conn: ArcSwapOption::empty(),
             stores: Mutex::new(Vec::new()),
             tx,

@@ -3,7 +3,8 @@
 //! they are ready; the token endpoint's limits are one fleet-wide budget; with Redis gone
 //! every instance goes on with its local state and limits, and converges when it returns;
 //! garbage in Redis is refused. Gateways are real processes (the binary), each with its own
-//! `state_dir`; the session issuer's store is exercised in process (`sessions.rs`).
+//! `state_dir`; the session issuer's store is exercised in process (`sessions.rs`);
+//! `rediss://` against a Redis on TLS only, verified with `cluster.tls` (`tls.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,6 +14,7 @@ mod sigv4;
 #[allow(dead_code)]
 #[path = "../oauth2/support.rs"]
 mod support;
+mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -273,17 +275,8 @@ fn check_names_a_missing_redis_ca() {
         ..common::Spec::default()
     };
     let (cfg_dir, config) = common::write_config(&pki, &spec);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = fleet::check(&config);
+    assert!(!ok, "{text}");
     assert!(
         text.contains("cluster.tls.ca") && text.contains("missing-ca.pem"),
         "{text}"
