@@ -15,16 +15,16 @@
 //!   local state (latest expiry, latest `before`), never removes one; anything that does not
 //!   parse as a revocation is refused with a log line ([`entry`]).
 //! - **Limits.** [`Cluster::limit`] runs the token endpoint's GCRA in one Lua script
-//!   ([`limit`]), with Redis's clock, so every instance spends one budget; it answers
-//!   `None` (the caller uses its local limiter, counted) when Redis is down, fails or takes
-//!   longer than `timeout`.
+//!   ([`limit`]), with Redis's clock, so every instance spends one budget; a request's
+//!   address and client buckets go in one call. It answers `None` (the caller uses its
+//!   local limiters, counted) when Redis is down, fails or takes longer than `timeout`.
 //!
 //! The request path never waits on Redis: verification reads the stores' local memory.
 //! The connection is kept by one task ([`sync`]): reconnect with backoff, a ping every
 //! second, `portcullis_cluster_redis_up`.
 
 pub mod entry;
-mod limit;
+pub mod limit;
 mod sync;
 mod tls;
 
@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::ClusterConfig;
 use crate::telemetry::metrics as m;
 pub use entry::{Entry, Revocation};
+pub use limit::Bucket;
 
 /// A revocation store that the fleet shares (implemented by `issuer::revocations`).
 pub trait SharedStore: Send + Sync + 'static {
@@ -200,21 +201,15 @@ impl Cluster {
         self.conn.load().is_some()
     }
 
-    /// One request against the fleet-wide GCRA of `kind` (`client` | `address`) and `key`:
-    /// `Some(Ok)` passes, `Some(Err(wait))` is over the limit, `None` when Redis did not
-    /// answer within `timeout` (counted; the caller asks its local limiter).
-    pub async fn limit(
-        &self,
-        kind: &'static str,
-        key: &str,
-        interval: Duration,
-        tolerance: Duration,
-    ) -> Option<Result<(), Duration>> {
+    /// One request against the fleet-wide GCRAs of `buckets`, checked in order in one
+    /// round trip ([`limit`]): `Some(Ok)` passes every one, `Some(Err((i, wait)))` is over
+    /// the limit of `buckets[i]`, `None` when Redis did not answer within `timeout`
+    /// (counted; the caller asks its local limiters).
+    pub async fn limit(&self, buckets: &[Bucket<'_>]) -> Option<Result<(), limit::Refused>> {
         let answer = match self.conn.load_full() {
             Some(conn) => {
-                let k = format!("{}limit:{kind}:{key}", self.cfg.key_prefix);
-                let call =
-                    limit::check(MultiplexedConnection::clone(&conn), k, interval, tolerance);
+                let conn = MultiplexedConnection::clone(&conn);
+                let call = limit::check(conn, &self.cfg.key_prefix, buckets);
                 match tokio::time::timeout(self.cfg.timeout, call).await {
                     Ok(Ok(r)) => Some(r),
                     Ok(Err(e)) => {
