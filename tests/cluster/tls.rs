@@ -3,7 +3,8 @@
 //! (127.0.0.1 and localhost) and the gateways' client certificate, and another CA that
 //! signed neither. Revocations cross instances through the TLS Redis with the CA alone and
 //! with a client certificate; a handshake that fails (certificate required, unknown CA,
-//! hostname) leaves `portcullis_cluster_redis_up` at 0 with a log line naming the cause, and
+//! hostname, a client certificate Redis refuses, an expired one) leaves
+//! `portcullis_cluster_redis_up` at 0 with a log line naming the cause, and
 //! the gateway serves on its local copy and limits; the system's trust store plays no part;
 //! bad `cluster.tls` files are refused by `check` and a start, naming the key.
 
@@ -132,11 +133,19 @@ impl Drop for TlsRedis {
     }
 }
 
-/// A fleet sharing `redis` at `host` with `tls`, its folder holding the Redis PKI's files.
-fn fleet(pki: &RedisPki, redis: &TlsRedis, host: &str, tls: &str, limits: &str) -> Fleet {
-    let f = Fleet::at(limits, &redis.url(host), tls);
+/// A Redis on TLS only with `server`'s certificate (and `auth_clients`), and a fleet
+/// sharing it at 127.0.0.1 with `tls`, its folder holding the Redis PKI's files.
+fn setup(
+    server: &LeafSpec,
+    auth_clients: bool,
+    tls: &str,
+    limits: &str,
+) -> (RedisPki, TlsRedis, Fleet) {
+    let pki = RedisPki::new();
+    let redis = TlsRedis::start(&pki, server, auth_clients);
+    let f = Fleet::at(limits, &redis.url("127.0.0.1"), tls);
     pki.write_gateway_files(f.dir.path());
-    f
+    (pki, redis, f)
 }
 
 /// Instance `name` of `f` with its config edited by `edit` and `env` set.
@@ -152,6 +161,17 @@ fn start_edited(
     let mut cmd = common::binary_command(&config);
     cmd.envs(env.iter().map(|(k, v)| (*k, v.as_os_str())));
     Instance::watch(cmd.spawn().unwrap())
+}
+
+/// `i` logged a failed handshake naming `cause` (`TLS unknown CA`, ...) and reports Redis
+/// down.
+async fn down_naming(i: &Instance, cause: &str) {
+    assert!(
+        i.wait_for_log(cause).await,
+        "no log line names {cause:?}: {:?}",
+        i.log_lines()
+    );
+    assert_eq!(common::metric(&i.metrics().await, UP, &[]), 0.0);
 }
 
 /// A revocation on A is refused by B (on an open connection) through the TLS Redis; both
@@ -183,9 +203,7 @@ async fn revocation_crosses(f: &Fleet, a: &Instance, b: &Instance) {
 
 #[tokio::test]
 async fn rediss_with_the_ca_only_shares_revocations() {
-    let pki = RedisPki::new();
-    let redis = TlsRedis::start(&pki, &pki::server_spec(), false);
-    let f = fleet(&pki, &redis, "127.0.0.1", CA_ONLY, support::DEFAULT_LIMITS);
+    let (_pki, _redis, f) = setup(&pki::server_spec(), false, CA_ONLY, support::DEFAULT_LIMITS);
     let (a, b) = (f.start("a"), f.start("b"));
     assert!(a.log_position("cluster: connected").is_some());
     revocation_crosses(&f, &a, &b).await;
@@ -193,12 +211,9 @@ async fn rediss_with_the_ca_only_shares_revocations() {
 
 #[tokio::test]
 async fn rediss_with_a_client_certificate_to_a_redis_requiring_one_shares_revocations() {
-    let pki = RedisPki::new();
-    let redis = TlsRedis::start(&pki, &pki::server_spec(), true);
-    let f = fleet(
-        &pki,
-        &redis,
-        "127.0.0.1",
+    let (_pki, _redis, f) = setup(
+        &pki::server_spec(),
+        true,
         WITH_CERT,
         support::DEFAULT_LIMITS,
     );
@@ -208,17 +223,11 @@ async fn rediss_with_a_client_certificate_to_a_redis_requiring_one_shares_revoca
 
 #[tokio::test]
 async fn without_a_client_certificate_redis_requiring_one_is_down_and_limits_are_local() {
-    let pki = RedisPki::new();
-    let redis = TlsRedis::start(&pki, &pki::server_spec(), true);
     let burst = 3;
     let limits = format!("{{ per_client = \"1/m\", per_address = \"100000/s\", burst = {burst} }}");
-    let f = fleet(&pki, &redis, "127.0.0.1", CA_ONLY, &limits);
+    let (_pki, _redis, f) = setup(&pki::server_spec(), true, CA_ONLY, &limits);
     let a = f.start("a");
-    assert!(
-        a.wait_for_log("TLS certificate required").await,
-        "no log line names the missing client certificate: {:?}",
-        a.log_lines()
-    );
+    down_naming(&a, "TLS certificate required").await;
     assert!(a.log_position("Redis not reachable").is_some());
     assert_eq!(common::admin_get(a.admin, "/readyz").await.0, 200);
     assert_eq!(common::metric(&a.metrics().await, UP, &[]), 0.0);
@@ -236,9 +245,7 @@ async fn without_a_client_certificate_redis_requiring_one_is_down_and_limits_are
 
 #[tokio::test]
 async fn a_ca_that_did_not_sign_redis_certificate_reads_nothing_from_it() {
-    let pki = RedisPki::new();
-    let redis = TlsRedis::start(&pki, &pki::server_spec(), false);
-    let f = fleet(&pki, &redis, "127.0.0.1", CA_ONLY, support::DEFAULT_LIMITS);
+    let (_pki, _redis, f) = setup(&pki::server_spec(), false, CA_ONLY, support::DEFAULT_LIMITS);
     let a = f.start("a");
     assert!(a.wait_redis_up(true, NOTICE).await);
     let token = f.issued(&a).await;
@@ -252,11 +259,7 @@ async fn a_ca_that_did_not_sign_redis_certificate_reads_nothing_from_it() {
         |t| t.replace("ca = \"redis-ca.pem\"", "ca = \"other-ca.pem\""),
         &[("SSL_CERT_FILE", &system)],
     );
-    assert!(
-        b.wait_for_log("TLS unknown CA").await,
-        "no log line names the unknown CA: {:?}",
-        b.log_lines()
-    );
+    down_naming(&b, "TLS unknown CA").await;
     assert_eq!(common::admin_get(b.admin, "/readyz").await.0, 200);
     let text = b.metrics().await;
     assert_eq!(common::metric(&text, UP, &[]), 0.0);
@@ -274,21 +277,14 @@ async fn a_ca_that_did_not_sign_redis_certificate_reads_nothing_from_it() {
 
 #[tokio::test]
 async fn the_name_checked_is_the_url_host() {
-    let pki = RedisPki::new();
     // Redis's certificate names localhost only, not 127.0.0.1.
     let server = LeafSpec {
         ips: vec![],
         ..pki::server_spec()
     };
-    let redis = TlsRedis::start(&pki, &server, false);
-    let f = fleet(&pki, &redis, "127.0.0.1", CA_ONLY, support::DEFAULT_LIMITS);
+    let (_pki, _redis, f) = setup(&server, false, CA_ONLY, support::DEFAULT_LIMITS);
     let by_ip = f.start("a");
-    assert!(
-        by_ip.wait_for_log("TLS hostname").await,
-        "no log line names the hostname mismatch: {:?}",
-        by_ip.log_lines()
-    );
-    assert_eq!(common::metric(&by_ip.metrics().await, UP, &[]), 0.0);
+    down_naming(&by_ip, "TLS hostname").await;
     let by_name = start_edited(
         &f,
         "b",
@@ -302,10 +298,38 @@ async fn the_name_checked_is_the_url_host() {
 }
 
 #[tokio::test]
+async fn a_client_certificate_redis_does_not_trust_is_named_in_the_log() {
+    let (pki, _redis, f) = setup(
+        &pki::server_spec(),
+        true,
+        WITH_CERT,
+        support::DEFAULT_LIMITS,
+    );
+    // The gateway's certificate from a CA Redis does not know.
+    let stranger = pki.other.leaf(&LeafSpec::default(), "");
+    std::fs::write(f.dir.path().join("gw.pem"), &stranger.chain_pem).unwrap();
+    std::fs::remove_file(f.dir.path().join("gw.key")).unwrap();
+    common::write_key(&f.dir.path().join("gw.key"), &stranger.key_pem);
+    let a = f.start("a");
+    down_naming(&a, "TLS client certificate refused").await;
+}
+
+#[tokio::test]
+async fn an_expired_redis_certificate_is_named_in_the_log() {
+    let now = time::OffsetDateTime::now_utc();
+    let server = LeafSpec {
+        not_before: now - time::Duration::days(10),
+        not_after: now - time::Duration::days(1),
+        ..pki::server_spec()
+    };
+    let (_pki, _redis, f) = setup(&server, false, CA_ONLY, support::DEFAULT_LIMITS);
+    let a = f.start("a");
+    down_naming(&a, "TLS expired").await;
+}
+
+#[tokio::test]
 async fn the_system_trust_store_plays_no_part_when_ca_is_given() {
-    let pki = RedisPki::new();
-    let redis = TlsRedis::start(&pki, &pki::server_spec(), false);
-    let f = fleet(&pki, &redis, "127.0.0.1", CA_ONLY, support::DEFAULT_LIMITS);
+    let (_pki, _redis, f) = setup(&pki::server_spec(), false, CA_ONLY, support::DEFAULT_LIMITS);
     // A system store that cannot be read (SSL_CERT_FILE names no file) must not matter.
     let missing = f.dir.path().join("no-such-bundle.pem");
     let a = start_edited(&f, "a", |t| t, &[("SSL_CERT_FILE", &missing)]);
