@@ -127,9 +127,14 @@ impl Cluster {
     pub fn new(cfg: &ClusterConfig) -> Result<Arc<Cluster>, String> {
         let client = redis::Client::open(cfg.redis_url.as_str())
             .map_err(|e| format!("cluster.redis_url: {e}"))?;
-        let tls = match &cfg.tls {
-            Some(t) => Some(tls::Tls::new(t, client.get_connection_info().addr())?),
-            None => None,
+        // The crate's own TLS (the system's roots) is never used: `rediss://` needs `tls`
+        // (`config::cluster` says so too; this holds for a config built in code).
+        let tls = match (&cfg.tls, client.get_connection_info().addr()) {
+            (Some(t), addr) => Some(tls::Tls::new(t, addr)?),
+            (None, redis::ConnectionAddr::TcpTls { .. }) => {
+                return Err("cluster.tls: a rediss:// URL needs `tls = { ca = ... }`".to_owned())
+            }
+            (None, _) => None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         for what in ["rate_limit", "revocation"] {

@@ -206,3 +206,50 @@ fn cause(e: &rustls::Error) -> &'static str {
         _ => "handshake failed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ClusterConfig;
+
+    #[test]
+    fn a_rustls_error_inside_a_redis_error_is_named() {
+        let wrap = |e: rustls::Error| {
+            redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        };
+        for (e, words) in [
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "TLS unknown CA: ",
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+                "TLS hostname: ",
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+                "TLS certificate required: ",
+            ),
+        ] {
+            let text = describe(&wrap(e));
+            assert!(text.starts_with(words), "{text}");
+        }
+        let plain =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!describe(&plain).contains("TLS"), "{}", describe(&plain));
+    }
+
+    #[test]
+    fn rediss_without_tls_is_refused_even_from_a_config_built_in_code() {
+        let cfg = ClusterConfig {
+            redis_url: "rediss://127.0.0.1:1/0".into(),
+            key_prefix: "p:".into(),
+            tls: None,
+            timeout: Duration::from_millis(200),
+        };
+        let e = Cluster::new(&cfg).unwrap_err();
+        assert!(e.starts_with("cluster.tls: "), "{e}");
+    }
+}
