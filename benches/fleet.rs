@@ -6,6 +6,12 @@
 //! the moment B's lock-free `is_revoked` — exactly what B's request path asks — says yes.
 //! B's next request on any connection is then refused.
 //!
+//! Then the token endpoint's fleet-wide limiter on A's link: `FLEET_LIMIT_N` rounds
+//! (2,000 by default) of a request's two buckets (address, client) checked as two calls,
+//! one after the other (`two calls`), and as one call with both (`one call`, what the
+//! token endpoint does), alternating in blocks of 100 within one run, so that both see the
+//! same machine; limits high enough never to refuse.
+//!
 //!   cargo bench --bench fleet            # N=100 by default; FLEET_N=1000 for more
 //!
 //! Not a test: it prints the median, p90, p99 and max. Needs `redis-server` on PATH.
@@ -15,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis::cluster::Cluster;
+use portcullis::cluster::{Bucket, Cluster};
 use portcullis::config::ClusterConfig;
 use portcullis::issuer::oauth2::REVOCATIONS_FILE;
 use portcullis::issuer::revocations::{now_secs, RevocationStore};
@@ -54,6 +60,7 @@ fn main() {
         };
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let mut stores = Vec::new();
+        let mut links = Vec::new();
         for name in ["a", "b"] {
             let store =
                 Arc::new(RevocationStore::open(&dir.path().join(name), REVOCATIONS_FILE).unwrap());
@@ -62,6 +69,7 @@ fn main() {
             cluster.start(shutdown.clone()).await;
             assert!(cluster.is_up(), "redis-server did not answer");
             stores.push(store);
+            links.push(cluster);
         }
         let (a, b) = (stores[0].clone(), stores[1].clone());
         let mut samples = Vec::with_capacity(n);
@@ -83,8 +91,9 @@ fn main() {
             // Spread the revocations out a little, as an operator's would be.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        samples
+        (samples, limits(&links[0]).await)
     });
+    let (samples, limits) = samples;
     let _ = redis.kill();
     let _ = redis.wait();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -107,4 +116,60 @@ fn main() {
             ms[ms.len() - 1],
         );
     }
+    let median = |v: &[Duration]| quantiles(v).0;
+    for (what, v) in [("two calls", &limits.0), ("one call", &limits.1)] {
+        let (p50, p90, p99) = quantiles(v);
+        println!(
+            "token limits, {what}, {} rounds: median {p50:.1} µs, p90 {p90:.1} µs, p99 {p99:.1} µs (load {load})",
+            v.len()
+        );
+    }
+    println!(
+        "token limits: one call / two calls, median: {:.2}",
+        median(&limits.1) / median(&limits.0)
+    );
+}
+
+/// The two ways of checking a request's address and client buckets, alternating.
+async fn limits(cluster: &Cluster) -> (Vec<Duration>, Vec<Duration>) {
+    let n: usize = std::env::var("FLEET_LIMIT_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let bucket = |kind, key| Bucket {
+        kind,
+        key,
+        interval: Duration::from_micros(1),
+        tolerance: Duration::from_secs(3600),
+    };
+    let both = [
+        bucket("address", "192.0.2.1"),
+        bucket("client", "bench-client"),
+    ];
+    let (mut two, mut one) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    while two.len() < n {
+        for _ in 0..100 {
+            let start = Instant::now();
+            for b in &both {
+                let answer = cluster.limit(std::slice::from_ref(b)).await;
+                assert!(matches!(answer, Some(Ok(()))), "{answer:?}");
+            }
+            two.push(start.elapsed());
+        }
+        for _ in 0..100 {
+            let start = Instant::now();
+            let answer = cluster.limit(&both).await;
+            assert!(matches!(answer, Some(Ok(()))), "{answer:?}");
+            one.push(start.elapsed());
+        }
+    }
+    (two, one)
+}
+
+/// Median, p90 and p99 in µs.
+fn quantiles(v: &[Duration]) -> (f64, f64, f64) {
+    let mut us: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    us.sort_by(f64::total_cmp);
+    let q = |p: f64| us[((us.len() as f64 - 1.0) * p).round() as usize];
+    (q(0.5), q(0.9), q(0.99))
 }

@@ -1,6 +1,6 @@
-//! `[cluster]`: what a fleet of gateways shares through Redis (floor 0: uses `config`,
-//! `shutdown` and `telemetry`; `issuer` registers its revocation stores here, `state` and
-//! `server` start it).
+//! `[cluster]`: what a fleet of gateways shares through Redis (floor 0: uses `material`,
+//! `config`, `shutdown` and `telemetry`; `issuer` registers its revocation stores here,
+//! `state` and `server` start it). A `rediss://` connection is made by [`tls`].
 //!
 //! - **Revocations.** Each store registered with [`Cluster::register`] (one per issuer,
 //!   named by its file, e.g. `oauth2-revocations`) has a sorted set
@@ -15,17 +15,18 @@
 //!   local state (latest expiry, latest `before`), never removes one; anything that does not
 //!   parse as a revocation is refused with a log line ([`entry`]).
 //! - **Limits.** [`Cluster::limit`] runs the token endpoint's GCRA in one Lua script
-//!   ([`limit`]), with Redis's clock, so every instance spends one budget; it answers
-//!   `None` (the caller uses its local limiter, counted) when Redis is down, fails or takes
-//!   longer than `timeout`.
+//!   ([`limit`]), with Redis's clock, so every instance spends one budget; a request's
+//!   address and client buckets go in one call. It answers `None` (the caller uses its
+//!   local limiters, counted) when Redis is down, fails or takes longer than `timeout`.
 //!
 //! The request path never waits on Redis: verification reads the stores' local memory.
 //! The connection is kept by one task ([`sync`]): reconnect with backoff, a ping every
 //! second, `portcullis_cluster_redis_up`.
 
 pub mod entry;
-mod limit;
+pub mod limit;
 mod sync;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +38,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::ClusterConfig;
 use crate::telemetry::metrics as m;
 pub use entry::{Entry, Revocation};
+pub use limit::Bucket;
 
 /// A revocation store that the fleet shares (implemented by `issuer::revocations`).
 pub trait SharedStore: Send + Sync + 'static {
@@ -70,7 +72,10 @@ struct Outgoing {
 /// The running fleet link of one gateway.
 pub struct Cluster {
     cfg: ClusterConfig,
+    /// The URL's settings; what connects to a `redis://` Redis.
     client: redis::Client,
+    /// What connects to a `rediss://` Redis instead ([`tls`]).
+    tls: Option<tls::Tls>,
     /// Set while Redis is connected and synced; what the limiter and writers use.
     conn: ArcSwapOption<MultiplexedConnection>,
     stores: Mutex<Vec<Arc<dyn SharedStore>>>,
@@ -117,29 +122,19 @@ impl Publisher {
 }
 
 impl Cluster {
-    /// The client for `[cluster]` (reads the TLS files); nothing connects yet.
+    /// The client for `[cluster]` (reads the TLS files); nothing connects yet. Errors start
+    /// with the key at fault (`cluster.tls.ca: ...`).
     pub fn new(cfg: &ClusterConfig) -> Result<Arc<Cluster>, String> {
-        let client = match &cfg.tls {
-            None => redis::Client::open(cfg.redis_url.as_str())
-                .map_err(|e| format!("cluster.redis_url: {e}"))?,
-            Some(t) => {
-                let read = |key: &str, p: &std::path::Path| {
-                    std::fs::read(p).map_err(|e| format!("cluster.tls.{key}: {}: {e}", p.display()))
-                };
-                let client_tls = match (&t.cert, &t.key) {
-                    (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
-                        client_cert: read("cert", c)?,
-                        client_key: read("key", k)?,
-                    }),
-                    _ => None,
-                };
-                let certs = redis::TlsCertificates {
-                    client_tls,
-                    root_cert: Some(read("ca", &t.ca)?),
-                };
-                redis::Client::build_with_tls(cfg.redis_url.as_str(), certs)
-                    .map_err(|e| format!("cluster.tls: {e}"))?
+        let client = redis::Client::open(cfg.redis_url.as_str())
+            .map_err(|e| format!("cluster.redis_url: {e}"))?;
+        // The crate's own TLS (the system's roots) is never used: `rediss://` needs `tls`
+        // (`config::cluster` says so too; this holds for a config built in code).
+        let tls = match (&cfg.tls, client.get_connection_info().addr()) {
+            (Some(t), addr) => Some(tls::Tls::new(t, addr)?),
+            (None, redis::ConnectionAddr::TcpTls { .. }) => {
+                return Err("cluster.tls: a rediss:// URL needs `tls = { ca = ... }`".to_owned())
             }
+            (None, _) => None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         for what in ["rate_limit", "revocation"] {
@@ -153,6 +148,7 @@ impl Cluster {
         Ok(Arc::new(Cluster {
             cfg: cfg.clone(),
             client,
+            tls,
             conn: ArcSwapOption::empty(),
             stores: Mutex::new(Vec::new()),
             tx,
@@ -210,21 +206,15 @@ impl Cluster {
         self.conn.load().is_some()
     }
 
-    /// One request against the fleet-wide GCRA of `kind` (`client` | `address`) and `key`:
-    /// `Some(Ok)` passes, `Some(Err(wait))` is over the limit, `None` when Redis did not
-    /// answer within `timeout` (counted; the caller asks its local limiter).
-    pub async fn limit(
-        &self,
-        kind: &'static str,
-        key: &str,
-        interval: Duration,
-        tolerance: Duration,
-    ) -> Option<Result<(), Duration>> {
+    /// One request against the fleet-wide GCRAs of `buckets`, checked in order in one
+    /// round trip ([`limit`]): `Some(Ok)` passes every one, `Some(Err((i, wait)))` is over
+    /// the limit of `buckets[i]`, `None` when Redis did not answer within `timeout`
+    /// (counted; the caller asks its local limiters).
+    pub async fn limit(&self, buckets: &[Bucket<'_>]) -> Option<Result<(), limit::Refused>> {
         let answer = match self.conn.load_full() {
             Some(conn) => {
-                let k = format!("{}limit:{kind}:{key}", self.cfg.key_prefix);
-                let call =
-                    limit::check(MultiplexedConnection::clone(&conn), k, interval, tolerance);
+                let conn = MultiplexedConnection::clone(&conn);
+                let call = limit::check(conn, &self.cfg.key_prefix, buckets);
                 match tokio::time::timeout(self.cfg.timeout, call).await {
                     Ok(Ok(r)) => Some(r),
                     Ok(Err(e)) => {

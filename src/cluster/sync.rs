@@ -90,28 +90,24 @@ async fn session(
     backoff: &mut Duration,
 ) -> Ended {
     let op = cluster.cfg.timeout.max(OP_TIMEOUT_MIN);
-    let lost = |e: &dyn std::fmt::Display| Ended::Lost(e.to_string());
+    let lost = |e: &(dyn std::error::Error + 'static)| Ended::Lost(super::tls::describe(e));
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(op))
         .set_response_timeout(Some(op));
-    let mut conn = match cluster
-        .client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-    {
+    let mut conn = match cluster.commands(&config, op).await {
         Ok(c) => c,
         Err(e) => return lost(&e),
     };
-    let mut pubsub = match tokio::time::timeout(op, cluster.client.get_async_pubsub()).await {
+    let mut pubsub = match tokio::time::timeout(op, cluster.pubsub()).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return lost(&e),
-        Err(_) => return lost(&"timed out connecting for the subscription"),
+        Err(_) => return Ended::Lost("timed out connecting for the subscription".into()),
     };
     let channel = cluster.channel();
     match tokio::time::timeout(op, pubsub.subscribe(&channel)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return lost(&e),
-        Err(_) => return lost(&"timed out subscribing"),
+        Err(_) => return Ended::Lost("timed out subscribing".into()),
     }
     cluster.phase.send_if_modified(|p| {
         let first = *p == Phase::Connecting;
@@ -152,7 +148,7 @@ async fn session(
         tokio::select! {
             _ = stopped(shutdown) => return Ended::Shutdown,
             msg = messages.next() => match msg {
-                None => return lost(&"the subscription closed"),
+                None => return Ended::Lost("the subscription closed".into()),
                 Some(msg) => received(msg.get_payload_bytes(), &by_name).await,
             },
             out = rx.recv() => {

@@ -160,6 +160,11 @@ fn check_url(url: &str) -> Result<(), String> {
             "\"{scheme}://\" is not supported: use redis:// or rediss://"
         ));
     }
+    if rest.contains('#') {
+        return Err(format!(
+            "\"{shown}\": a #fragment (such as #insecure) is not supported: Redis's certificate is always verified against cluster.tls.ca"
+        ));
+    }
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let host = host.split('/').next().unwrap_or_default();
     if host.is_empty() || host.starts_with(':') {
@@ -240,6 +245,11 @@ mod tests {
                 "redis_url = \"redis://r\"\ntls = { ca = \"ca.pem\" }",
                 "cluster.tls",
                 "needs a rediss://",
+            ),
+            (
+                "redis_url = \"rediss://r:6380/#insecure\"\ntls = { ca = \"ca.pem\" }",
+                "cluster.redis_url",
+                "always verified",
             ),
             (
                 "redis_url = \"rediss://r\"\ntls = { ca = \"ca.pem\", cert = \"c.pem\" }",

@@ -95,7 +95,11 @@ pub struct Instance {
 impl Instance {
     /// Start the binary with `config` and wait until it listens (bounded, 30 s).
     pub fn spawn(config: &std::path::Path) -> Instance {
-        let mut child = crate::common::spawn_binary(config);
+        Instance::watch(crate::common::spawn_binary(config))
+    }
+
+    /// Wait until `child` (the binary) listens (bounded, 30 s).
+    pub fn watch(mut child: Child) -> Instance {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -134,6 +138,11 @@ impl Instance {
             .unwrap()
             .iter()
             .position(|l| l.contains(needle))
+    }
+
+    /// Every log line so far (for assertion messages).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// Wait (bounded, 10 s) for a log line containing `needle`.
@@ -213,6 +222,11 @@ impl Fleet {
 
     /// [`Fleet::new`] with `extra` config (tables) appended.
     pub fn with(rate_limit: &str, redis: &Redis, extra: &str) -> Fleet {
+        Fleet::at(rate_limit, &redis.url(), extra)
+    }
+
+    /// [`Fleet::with`] for the Redis at `url`.
+    pub fn at(rate_limit: &str, url: &str, extra: &str) -> Fleet {
         common::init();
         let pki = TestPki::new();
         let spec = Spec {
@@ -220,7 +234,7 @@ impl Fleet {
             body: format!(
                 "{}\n[cluster]\nredis_url = \"{}\"\nkey_prefix = \"portcullis:\"\ntimeout = \"200ms\"\n{extra}",
                 support::body(rate_limit),
-                redis.url()
+                url
             ),
             ..Spec::default()
         };
@@ -315,4 +329,19 @@ pub fn redis_score(redis: &Redis, token: &str) -> Option<f64> {
 
 pub fn jti(token: &str) -> String {
     support::claims(token)["jti"].as_str().unwrap().to_owned()
+}
+
+/// `portcullis check --config <config>`: (whether it passed, stdout and stderr).
+pub fn check(config: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }

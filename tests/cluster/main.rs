@@ -3,7 +3,8 @@
 //! they are ready; the token endpoint's limits are one fleet-wide budget; with Redis gone
 //! every instance goes on with its local state and limits, and converges when it returns;
 //! garbage in Redis is refused. Gateways are real processes (the binary), each with its own
-//! `state_dir`; the session issuer's store is exercised in process (`sessions.rs`).
+//! `state_dir`; the session issuer's store is exercised in process (`sessions.rs`);
+//! `rediss://` against a Redis on TLS only, verified with `cluster.tls` (`tls.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,6 +14,7 @@ mod sigv4;
 #[allow(dead_code)]
 #[path = "../oauth2/support.rs"]
 mod support;
+mod tls;
 
 use std::time::{Duration, Instant};
 
@@ -123,6 +125,64 @@ async fn a_burst_round_robin_over_three_instances_gets_one_fleet_wide_budget() {
             "a limit fell back to the local limiter with Redis up"
         );
     }
+}
+
+#[tokio::test]
+async fn one_script_call_per_token_request_and_an_address_refusal_spends_no_client_budget() {
+    let redis = Redis::start();
+    let f = Fleet::new(
+        "{ per_client = \"1/m\", per_address = \"1/m\", burst = 2 }",
+        &redis,
+    );
+    let a = f.start("a");
+    let mut conn = f.connect(&a).await;
+    let form = "grant_type=client_credentials";
+    // An unregistered id spends the address's budget (and its own) like any other.
+    for _ in 0..2 {
+        let r = support::post(&mut conn, "/oauth2/token", form, Some(("ghost", "x"))).await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
+    }
+    let (status, body) = f.token(&mut conn).await;
+    assert_eq!(status, 429, "{body}");
+    let text = a.metrics().await;
+    let limited = "portcullis_issuer_rate_limited_total";
+    assert_eq!(
+        common::metric(&text, limited, &["limit=\"per_address\""]),
+        1.0
+    );
+    assert_eq!(
+        common::metric(&text, limited, &["limit=\"per_client\""]),
+        0.0
+    );
+    assert_eq!(
+        common::metric(&text, FALLBACK, &["what=\"rate_limit\""]),
+        0.0
+    );
+    // One script call checked both: the address refused, the client's bucket was not touched.
+    let mut r = redis.connection().unwrap();
+    let key = |kind: &str, id: &str| format!("portcullis:limit:{kind}:{id}");
+    for (kind, id, exists) in [
+        ("address", "127.0.0.1", true),
+        ("client", "ghost", true),
+        ("client", "orders-svc", false),
+    ] {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(key(kind, id))
+            .query(&mut r)
+            .unwrap();
+        assert_eq!(n == 1, exists, "{}", key(kind, id));
+    }
+    // One script run per token request, not one per bucket: the script reads Redis's
+    // clock once per run, and nothing else asks for it.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut r)
+        .unwrap();
+    let runs = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_time:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok());
+    assert_eq!(runs, Some(3), "{stats}");
 }
 
 #[tokio::test]
@@ -273,17 +333,8 @@ fn check_names_a_missing_redis_ca() {
         ..common::Spec::default()
     };
     let (cfg_dir, config) = common::write_config(&pki, &spec);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{text}");
+    let (ok, text) = fleet::check(&config);
+    assert!(!ok, "{text}");
     assert!(
         text.contains("cluster.tls.ca") && text.contains("missing-ca.pem"),
         "{text}"

@@ -47,15 +47,19 @@ pub fn ensure_tool(tool: &str, package: &str) {
 /// `portcullis run --config <config>` as a child process: its stderr piped (JSON log lines,
 /// as stderr is not a terminal), `RUST_LOG` unset.
 pub fn spawn_binary(config: &Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .arg("run")
+    binary_command(config).spawn().unwrap()
+}
+
+/// The command [`spawn_binary`] runs, for a caller that adds to it (environment).
+pub fn binary_command(config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.arg("run")
         .arg("--config")
         .arg(config)
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(std::process::Stdio::piped());
+    cmd
 }
 
 /// Install the one crypto provider the gateway and the tests use (idempotent).

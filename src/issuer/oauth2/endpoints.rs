@@ -3,10 +3,13 @@
 //! results back into HTTP.
 //!
 //! Client authentication (all three endpoints), in order:
-//! 1. the per-address rate limit (before any work);
+//! 1. the per-address rate limit (before any work but reading the form);
 //! 2. the client id: from Basic credentials (`client_secret_basic`) or the form
 //!    (`client_secret_post` with `client_secret`, `tls_client_auth` without);
-//! 3. the per-client rate limit, keyed by the claimed id (registered or not);
+//! 3. the per-client rate limit, keyed by the claimed id (registered or not).
+//!    Steps 1 and 3 are one call ([`Issuer::limit`]; with `[cluster]` one Redis round
+//!    trip): the request is read first (no I/O), a request refused there spends only its
+//!    address's budget, and a refusal by the address limit comes before any other answer;
 //! 4. a client with a `certificate` entry must present a matching verified certificate on
 //!    this connection, and if it also sends a secret, that must match too; any other client
 //!    must send its secret. Every failure is the same `invalid_client` answer (the audit
@@ -14,7 +17,7 @@
 //!
 //! Each token request writes one JSON audit line (never the secret or the token).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,6 +40,31 @@ pub struct Caller<'a> {
     /// `Authorization: Basic`: `None` without the header, `Some(Err)` when unusable.
     pub basic: Option<Result<Basic, OAuthError>>,
     pub form: Form,
+}
+
+/// The client a request claims to be, read from it (step 2), not yet verified.
+struct Claim<'c> {
+    id: &'c str,
+    secret: Option<&'c str>,
+    raw: Option<&'c str>,
+    method: &'static str,
+    basic: bool,
+}
+
+/// Which rate limit refused a request, and how long to wait.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Limited {
+    Address(std::time::Duration),
+    Client(std::time::Duration),
+}
+
+impl Limited {
+    fn error(self) -> OAuthError {
+        match self {
+            Limited::Address(wait) => rate_limited("per_address", wait),
+            Limited::Client(wait) => rate_limited("per_client", wait),
+        }
+    }
 }
 
 /// A client that proved who it is, and how.
@@ -106,10 +134,27 @@ impl Issuer {
         caller: &'a Caller<'_>,
         audit: &mut Audit<'a>,
     ) -> Result<Value, OAuthError> {
-        self.limit_address(caller.peer.ip()).await?;
+        let read = self.token_request(caller);
+        let limited = self.limit(caller.peer.ip(), claimed(&read)).await;
+        if let Err(l @ Limited::Address(_)) = limited {
+            return Err(l.error());
+        }
         audit.client_id = self.claimed_id(caller).map(str::to_owned);
+        audit.requested = caller.form.get("scope").ok().flatten();
+        limited.map_err(Limited::error)?;
+        let (scope, claim) = read?;
+        let auth = self.authenticate(caller, claim).await?;
+        audit.method = Some(auth.method);
+        self.issue(caller, audit, &auth, scope)
+    }
+
+    /// What a token request asks for, read before the limits: the scope it names and the
+    /// client it claims to be (the form's errors in the order of the checks).
+    fn token_request<'c>(
+        &self,
+        caller: &'c Caller<'_>,
+    ) -> Result<(Option<&'c str>, Claim<'c>), OAuthError> {
         let scope = caller.form.get("scope")?;
-        audit.requested = scope;
         match caller.form.get("grant_type")? {
             None => {
                 return Err(invalid_request(
@@ -126,8 +171,17 @@ impl Issuer {
                 ))
             }
         }
-        let auth = self.authenticate(caller).await?;
-        audit.method = Some(auth.method);
+        Ok((scope, self.claim(caller)?))
+    }
+
+    /// A token for `auth`'s client, with `scope` (what it asked for) checked.
+    fn issue<'a>(
+        &self,
+        caller: &Caller<'_>,
+        audit: &mut Audit<'a>,
+        auth: &Authenticated,
+        scope: Option<&str>,
+    ) -> Result<Value, OAuthError> {
         let client = &auth.client;
         if client.disabled {
             return Err(OAuthError::new(
@@ -193,8 +247,7 @@ impl Issuer {
     /// `POST /oauth2/revoke` (RFC 7009): revoke the caller's own token; a well-formed
     /// request succeeds whatever the token is (another client's token stays valid).
     pub async fn revoke(self: &Arc<Self>, caller: &Caller<'_>) -> Result<(), OAuthError> {
-        self.limit_address(caller.peer.ip()).await?;
-        let auth = self.authenticate(caller).await?;
+        let auth = self.limited_authenticate(caller).await?;
         let token = self.token_param(caller)?;
         let read = token::read(&self.keys.current(), &self.cfg.issuer, token);
         let Some(claims) = read else {
@@ -221,8 +274,7 @@ impl Issuer {
     /// `POST /oauth2/introspect` (RFC 7662): `{"active": false}` exactly for anything not
     /// currently valid.
     pub async fn introspect(self: &Arc<Self>, caller: &Caller<'_>) -> Result<Value, OAuthError> {
-        self.limit_address(caller.peer.ip()).await?;
-        self.authenticate(caller).await?;
+        self.limited_authenticate(caller).await?;
         let token = self.token_param(caller)?;
         let inactive = json!({"active": false});
         let keys = self.keys.current();
@@ -268,11 +320,14 @@ impl Issuer {
             .ok_or_else(|| invalid_request("missing_token", "token is required"))
     }
 
-    async fn limit_address(&self, ip: IpAddr) -> Result<(), OAuthError> {
-        let rate = self.cfg.rate_limit.per_address;
-        self.limit("address", &ip, &ip.to_string(), &self.per_address, rate)
+    /// Steps 1 to 4 for the revocation and introspection endpoints.
+    async fn limited_authenticate(&self, caller: &Caller<'_>) -> Result<Authenticated, OAuthError> {
+        let claim = self.claim(caller);
+        let id = claim.as_ref().ok().map(|c| c.id);
+        self.limit(caller.peer.ip(), id)
             .await
-            .map_err(|wait| rate_limited("per_address", wait))
+            .map_err(Limited::error)?;
+        self.authenticate(caller, claim?).await
     }
 
     /// The client id the request names (Basic first, else the form), unverified.
@@ -284,7 +339,8 @@ impl Issuer {
         }
     }
 
-    async fn authenticate(&self, caller: &Caller<'_>) -> Result<Authenticated, OAuthError> {
+    /// Step 2: the client id and secret the request gives, and how.
+    fn claim<'c>(&self, caller: &'c Caller<'_>) -> Result<Claim<'c>, OAuthError> {
         let basic = caller.used_basic();
         let form_id = caller.form.get("client_id")?;
         let form_secret = caller.form.get("client_secret")?;
@@ -316,12 +372,29 @@ impl Issuer {
         if id.len() > registry::MAX_CLIENT_ID {
             return Err(invalid_client("unknown_client", basic));
         }
-        // Limited by the id claimed, registered or not: a limit that only registered ids
-        // hit would tell which ids exist.
-        let rate = self.cfg.rate_limit.per_client;
-        self.limit("client", &id.to_owned(), id, &self.per_client, rate)
-            .await
-            .map_err(|wait| rate_limited("per_client", wait))?;
+        Ok(Claim {
+            id,
+            secret,
+            raw,
+            method,
+            basic,
+        })
+    }
+
+    /// Step 4, once the limits passed. The per-client limit took the id claimed,
+    /// registered or not: a limit that only registered ids hit would tell which ids exist.
+    async fn authenticate(
+        &self,
+        caller: &Caller<'_>,
+        claim: Claim<'_>,
+    ) -> Result<Authenticated, OAuthError> {
+        let Claim {
+            id,
+            secret,
+            raw,
+            method,
+            basic,
+        } = claim;
         let known = self.clients.current().get(id).cloned();
         let Some(client) = known else {
             // Same work as a wrong secret, so timing does not tell either.
@@ -392,4 +465,9 @@ fn rate_limited(limit: &'static str, wait: std::time::Duration) -> OAuthError {
 pub fn x5t_s256(leaf_der: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     URL_SAFE_NO_PAD.encode(Sha256::digest(leaf_der))
+}
+
+/// The client id of a request read whole, for the per-client limit.
+fn claimed<'c>(read: &Result<(Option<&str>, Claim<'c>), OAuthError>) -> Option<&'c str> {
+    read.as_ref().ok().map(|(_, c)| c.id)
 }

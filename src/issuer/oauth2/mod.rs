@@ -24,10 +24,11 @@ use tokio::sync::{watch, Semaphore};
 use super::keys::Keys;
 use super::ratelimit::{gcra, Limiter};
 use super::revocations::{now_secs, RevocationStore};
-use crate::cluster::Cluster;
+use crate::cluster::{Bucket, Cluster};
 use crate::config::issuer::TOKEN_LIFETIME_MAX;
 use crate::config::Oauth2Config;
 use crate::telemetry::metrics as m;
+use endpoints::Limited;
 
 /// The revocations file of this issuer in `state_dir`.
 pub const REVOCATIONS_FILE: &str = "oauth2-revocations.json";
@@ -100,23 +101,46 @@ impl Issuer {
         let _ = self.fleet.set(cluster.clone());
     }
 
-    /// One request against the per-client or per-address limit: the fleet's when Redis
-    /// answers within `[cluster] timeout`, else (and without `[cluster]`) this instance's.
-    async fn limit<K: std::hash::Hash + Eq + Clone>(
-        &self,
-        kind: &'static str,
-        key: &K,
-        shown: &str,
-        local: &Limiter<K>,
-        rate: crate::config::Rate,
-    ) -> Result<(), std::time::Duration> {
+    /// One request against the per-address limit and, with `client` (the id it claims),
+    /// the per-client one after it: the fleet's in one Redis call when Redis answers within
+    /// `[cluster] timeout`, else (and without `[cluster]`) this instance's, in the same
+    /// order (a request refused by its address spends nothing of its client's budget).
+    async fn limit(&self, ip: IpAddr, client: Option<&str>) -> Result<(), Limited> {
+        let limits = &self.cfg.rate_limit;
         if let Some(cluster) = self.fleet.get() {
-            let (interval, tolerance) = gcra(rate, self.cfg.rate_limit.burst);
-            if let Some(answer) = cluster.limit(kind, shown, interval, tolerance).await {
-                return answer;
+            let bucket = |kind, key, rate| {
+                let (interval, tolerance) = gcra(rate, limits.burst);
+                Bucket {
+                    kind,
+                    key,
+                    interval,
+                    tolerance,
+                }
+            };
+            let shown = ip.to_string();
+            let address = bucket("address", shown.as_str(), limits.per_address);
+            let answer = match client {
+                Some(id) => {
+                    let client = bucket("client", id, limits.per_client);
+                    cluster.limit(&[address, client]).await
+                }
+                None => cluster.limit(&[address]).await,
+            };
+            if let Some(answer) = answer {
+                return answer.map_err(|(i, wait)| match i {
+                    0 => Limited::Address(wait),
+                    _ => Limited::Client(wait),
+                });
             }
         }
-        local.check(key)
+        self.per_address.check(&ip).map_err(Limited::Address)?;
+        match client {
+            Some(id) => self
+                .per_client
+                .check(&id.to_owned())
+                .map_err(Limited::Client),
+            None => Ok(()),
+        }
     }
 
     /// Send audit lines to `sink` (once; later calls are ignored).
