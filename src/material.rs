@@ -112,6 +112,24 @@ fn printable(bytes: &[u8]) -> String {
     out
 }
 
+/// The permission bits of a private key file when they let another user read it (any bit
+/// for others) or replace it (group write), else `None`. Group read stays allowed: it is how
+/// a Kubernetes Secret mounted with `fsGroup` reaches a non-root process (0440). Always
+/// `None` off Unix.
+pub fn key_mode_too_open(path: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+        Ok((mode & 0o027 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}
+
 /// A byte count in the largest whole unit (`16 MiB`, `1500 bytes`).
 struct Size(u64);
 

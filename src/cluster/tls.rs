@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 
 use super::Cluster;
 use crate::config::cluster::ClusterTls;
-use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
+use crate::material::{key_mode_too_open, pem_error, read_bounded, MAX_FILE_SIZE};
 
 /// How this gateway reaches a `rediss://` Redis.
 pub(super) struct Tls {
@@ -128,8 +128,16 @@ fn certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
     Ok(certs)
 }
 
+/// The client key, refused when other users could read it or its group replace it, as a
+/// listener's or an upstream's key is (`key_permissions = "strict"`).
 fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let at = |why: String| format!("cluster.tls.key: {}: {why}", path.display());
+    if let Some(mode) = key_mode_too_open(path).map_err(|e| at(e.to_string()))? {
+        return Err(at(format!(
+            "private key is open to other users or writable by its group (mode {mode:04o}); \
+             fix with `chmod 600` (0440 or 0640 for a group-readable key)"
+        )));
+    }
     let bytes = read_bounded(path, MAX_FILE_SIZE).map_err(|e| at(e.to_string()))?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
         at(format!(

@@ -5,7 +5,6 @@
 //! build ([`TlsError`]) keeps the previous config. [`load_certs`] and [`load_key`] are shared
 //! with the upstream TLS client.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,7 +20,7 @@ use x509_cert::Certificate;
 
 use super::verifier::system_rfc3339;
 use crate::config::{ClientAuth, KeyPermissions, ListenerConfig, TlsVersion};
-use crate::material::{pem_error, read_bounded, ReadError, MAX_FILE_SIZE};
+use crate::material::{key_mode_too_open, pem_error, read_bounded, ReadError, MAX_FILE_SIZE};
 
 /// Stateful resumption cache size per listener (rustls's default of 256 is far too small
 /// for a gateway with thousands of machine clients).
@@ -99,20 +98,14 @@ pub fn load_key(
     })
 }
 
-#[cfg(unix)]
 fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|e| TlsError::Read {
+    let mode = key_mode_too_open(path).map_err(|e| TlsError::Read {
         file: path.to_path_buf(),
         source: ReadError::Io(e),
     })?;
-    let mode = meta.permissions().mode() & 0o7777;
-    // Group read is how a Kubernetes Secret mounted with `fsGroup` reaches a non-root
-    // process (0440): the group is the pod's own. What lets another user read the key
-    // (any bit for others) or replace it (group write) is refused.
-    if mode & 0o027 == 0 {
+    let Some(mode) = mode else {
         return Ok(());
-    }
+    };
     match permissions {
         KeyPermissions::Strict => Err(TlsError::KeyPermissions {
             file: path.to_path_buf(),
@@ -124,11 +117,6 @@ fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsErr
             Ok(())
         }
     }
-}
-
-#[cfg(not(unix))]
-fn check_key_mode(_path: &Path, _permissions: KeyPermissions) -> Result<(), TlsError> {
-    Ok(())
 }
 
 /// Build the `ServerConfig` of one listener.

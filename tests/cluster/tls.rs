@@ -365,6 +365,14 @@ fn bad_cluster_tls_is_refused_by_check_and_start_naming_the_key() {
     std::fs::write(d.join("cut.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
     common::write_key(&d.join("garbage.key"), "not a key\n");
     common::write_key(&d.join("stranger.key"), &stranger.key_pem);
+    // The gateway's own key, readable by every user: refused like a listener's key.
+    let open_key = d.join("open.key");
+    std::fs::copy(d.join("gw.key"), &open_key).unwrap();
+    std::fs::set_permissions(
+        &open_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let base = std::fs::read_to_string(&config).unwrap();
     let good = check(d, &base);
     assert!(good.0, "the good config is refused: {}", good.1);
@@ -405,6 +413,12 @@ fn bad_cluster_tls_is_refused_by_check_and_start_naming_the_key() {
             "tls = { ca = \"redis-ca.pem\", cert = \"gw.pem\", key = \"stranger.key\" }",
             "cluster.tls.key",
             "does not go with the certificate",
+        ),
+        (
+            CA_ONLY,
+            "tls = { ca = \"redis-ca.pem\", cert = \"gw.pem\", key = \"open.key\" }",
+            "cluster.tls.key",
+            "open to other users",
         ),
         (
             "rediss://127.0.0.1:1/0",
