@@ -14,6 +14,13 @@
 //!   they were accepted, so a reset paced after the response started escaped it). The loop
 //!   then sends GOAWAY and closes the connection.
 //!
+//! It also frees rustls's buffer of received records when the connection goes idle (no
+//! request in flight), so an idle connection does not keep it; hyper frees its own buffers
+//! at the same point (patches/README.md). Idle is the read that blocks once a response has
+//! been written, or the flush of that response if hyper's last read had already blocked
+//! (hyper then reads no more until the client sends): freeing it at that flush when a read
+//! follows would allocate the buffer again for that read.
+//!
 //! Frames are followed by their 9-byte headers (24-bit length, type, flags, stream id);
 //! payloads are skipped by length, never read.
 
@@ -23,6 +30,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::identity::{clock_ms, ConnInfo};
 
@@ -44,6 +52,8 @@ pub struct Watched<IO> {
     io: IO,
     conn: Arc<ConnInfo>,
     scan: Scan,
+    /// The last read blocked.
+    read_blocked: bool,
 }
 
 impl<IO> Watched<IO> {
@@ -56,7 +66,12 @@ impl<IO> Watched<IO> {
             conn.wire.set_decided();
             Scan::off()
         };
-        Watched { io, conn, scan }
+        Watched {
+            io,
+            conn,
+            scan,
+            read_blocked: false,
+        }
     }
 }
 
@@ -190,7 +205,19 @@ fn now_s() -> u32 {
     u32::try_from(clock_ms() / 1000).unwrap_or(u32::MAX)
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+/// A stream whose empty receive buffer can be freed while its connection is idle.
+pub trait ReleaseIdle {
+    fn release_idle(&mut self);
+}
+
+impl ReleaseIdle for tokio_rustls::server::TlsStream<TcpStream> {
+    fn release_idle(&mut self) {
+        // Our rustls patch: frees the 4 KiB record buffer if it holds no partial record.
+        self.get_mut().1.release_empty_receive_buffer();
+    }
+}
+
+impl<IO: AsyncRead + ReleaseIdle + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -199,6 +226,10 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        this.read_blocked = polled.is_pending();
+        if this.read_blocked && !this.conn.activity.busy() {
+            this.io.release_idle();
+        }
         if this.scan.mode == Mode::Off || buf.filled().len() == before {
             return polled;
         }
@@ -214,7 +245,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+impl<IO: AsyncWrite + ReleaseIdle + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -236,7 +267,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if this.read_blocked && flushed.is_ready() && !this.conn.activity.busy() {
+            this.io.release_idle();
+        }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
