@@ -348,6 +348,9 @@ fn http_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_size.max(8192))
+        // Free the 8 KiB read and write buffers while a keep-alive connection waits
+        // (our hyper patch, patches/README.md; BENCHMARKS.md, issue 17 step 4).
+        .idle_buffer_release(true)
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())

@@ -14,6 +14,14 @@
 //!   they were accepted, so a reset paced after the response started escaped it). The loop
 //!   then sends GOAWAY and closes the connection.
 //!
+//! It also frees rustls's buffer of received records when the connection goes idle, so an
+//! idle connection does not keep it; hyper frees its own buffers at the same point
+//! (patches/README.md). Idle means: no request in flight, and a flush since the last bytes
+//! arrived (the last response is out; hyper's reads between the end of a response body and
+//! its flush are not idle). The buffer is freed by the first read that blocks while idle:
+//! hyper always reads once more after a response (for the next head), and freeing it at
+//! the flush would only allocate it again for that read. So once per request.
+//!
 //! Frames are followed by their 9-byte headers (24-bit length, type, flags, stream id);
 //! payloads are skipped by length, never read.
 
@@ -23,6 +31,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::identity::{clock_ms, ConnInfo};
 
@@ -44,6 +53,8 @@ pub struct Watched<IO> {
     io: IO,
     conn: Arc<ConnInfo>,
     scan: Scan,
+    /// A flush found no request in flight, and no bytes arrived since (or none ever did).
+    idle: bool,
 }
 
 impl<IO> Watched<IO> {
@@ -56,7 +67,13 @@ impl<IO> Watched<IO> {
             conn.wire.set_decided();
             Scan::off()
         };
-        Watched { io, conn, scan }
+        Watched {
+            io,
+            conn,
+            scan,
+            // Idle until the first request's bytes arrive.
+            idle: true,
+        }
     }
 }
 
@@ -190,7 +207,19 @@ fn now_s() -> u32 {
     u32::try_from(clock_ms() / 1000).unwrap_or(u32::MAX)
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+/// A stream whose empty receive buffer can be freed while its connection is idle.
+pub trait ReleaseIdle {
+    fn release_idle(&mut self);
+}
+
+impl ReleaseIdle for tokio_rustls::server::TlsStream<TcpStream> {
+    fn release_idle(&mut self) {
+        // Our rustls patch: frees the 4 KiB record buffer if it holds no partial record.
+        self.get_mut().1.release_empty_receive_buffer();
+    }
+}
+
+impl<IO: AsyncRead + ReleaseIdle + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -199,6 +228,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if polled.is_pending() {
+            if this.idle && !this.conn.activity.busy() {
+                this.io.release_idle();
+            }
+        } else if buf.filled().len() > before {
+            this.idle = false;
+        }
         if this.scan.mode == Mode::Off || buf.filled().len() == before {
             return polled;
         }
@@ -236,7 +272,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if flushed.is_ready() && !this.conn.activity.busy() {
+            this.idle = true;
+        }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -265,6 +306,91 @@ mod tests {
             .map(|c| scan.feed(c, || now))
             .filter(|s| *s != Seen::Nothing)
             .collect()
+    }
+
+    /// A stream that hands out queued reads (`None`: the read blocks) and counts releases.
+    #[derive(Default)]
+    struct Fake {
+        reads: std::collections::VecDeque<Option<&'static [u8]>>,
+        releases: usize,
+    }
+
+    impl AsyncRead for Fake {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.get_mut().reads.pop_front().flatten() {
+                Some(bytes) => {
+                    buf.put_slice(bytes);
+                    Poll::Ready(Ok(()))
+                }
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    impl AsyncWrite for Fake {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl ReleaseIdle for Fake {
+        fn release_idle(&mut self) {
+            self.releases += 1;
+        }
+    }
+
+    #[test]
+    fn the_record_buffer_is_freed_only_by_a_read_that_blocks_while_idle() {
+        let conn = Arc::new(ConnInfo::new(
+            "10.0.0.7:5000".parse().unwrap(),
+            Arc::from("l0"),
+            None,
+        ));
+        let mut w = Watched::new(Fake::default(), conn.clone(), false);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut read = |w: &mut Watched<Fake>, what: Option<&'static [u8]>| {
+            w.io.reads.push_back(what);
+            let mut space = [0u8; 64];
+            let _ = Pin::new(&mut *w).poll_read(&mut cx, &mut ReadBuf::new(&mut space));
+            w.io.releases
+        };
+        let flush = |w: &mut Watched<Fake>| {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            assert!(Pin::new(w).poll_flush(&mut cx).is_ready());
+        };
+
+        assert_eq!(read(&mut w, None), 1, "idle before the first request");
+        assert_eq!(read(&mut w, Some(b"GET / HTTP/1.1\r\n")), 1);
+        assert_eq!(read(&mut w, None), 1, "a request has arrived: not idle");
+        conn.activity.begin();
+        flush(&mut w);
+        assert_eq!(read(&mut w, None), 1, "a request in flight");
+        conn.activity.end();
+        assert_eq!(read(&mut w, None), 1, "its response is not flushed yet");
+        flush(&mut w);
+        assert_eq!(
+            read(&mut w, None),
+            2,
+            "flushed with nothing in flight: idle"
+        );
+        assert_eq!(read(&mut w, Some(b"GET /next HTTP/1.1\r\n")), 2);
+        assert_eq!(read(&mut w, None), 2);
     }
 
     #[test]
