@@ -8,8 +8,9 @@ pub const MIN_TLS_VERSION: &str = "1.2";
 pub const KEY_PERMISSIONS: &str = "strict";
 pub const WORKERS: usize = 0;
 /// `[runtime] mode`: the one that won both load settings in the interleaved A/B of
-/// BENCHMARKS.md (issue 17, step 3), on a machine saturated by other work.
-pub const RUNTIME_MODE: &str = "work-stealing";
+/// BENCHMARKS.md (issue 17, step 3) on a quiet machine (per-core: −23 % / −20 % CPU per
+/// keep-alive request with the load client on 1 / 2 threads).
+pub const RUNTIME_MODE: &str = "per-core";
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -4,7 +4,7 @@
 //! - `mode = "per-core"`: one single-threaded runtime per worker thread, each with its own
 //!   `SO_REUSEPORT` socket per listener; a connection stays on the core that accepted it,
 //!   with its upstream connections. Reloads, fetches and the admin listener run on a
-//!   control thread.
+//!   control thread. The default.
 //! - `mode = "work-stealing"`: one multi-threaded tokio runtime shared by everything.
 //!
 //! The thread count is the listeners' `workers` in both modes (0: one per core).
@@ -58,7 +58,7 @@ impl Builder {
                 k(&p, "mode"),
                 format!("\"{written}\" is not a runtime mode: \"per-core\" or \"work-stealing\""),
             );
-            RuntimeMode::parse(d::RUNTIME_MODE).unwrap_or(RuntimeMode::WorkStealing)
+            RuntimeMode::parse(d::RUNTIME_MODE).unwrap_or(RuntimeMode::PerCore)
         });
         RuntimeConfig { mode }
     }
