@@ -74,7 +74,10 @@ impl IdlePool {
     /// still being sent) goes back to the lane and the caller opens a new connection: a
     /// request never waits for another's exchange.
     pub async fn check_out(&self, max_idle: Duration) -> Option<http1::SendRequest<ProxyBody>> {
-        while let Some(mut c) = self.lane().pop() {
+        // This thread's lane, looked up once: a per-core task never changes threads, and
+        // work-stealing has one lane.
+        let lane = self.lane();
+        while let Some(mut c) = lane.pop() {
             if c.since.elapsed() >= max_idle {
                 continue;
             }
@@ -82,7 +85,7 @@ impl IdlePool {
                 Poll::Ready(Ok(())) => return Some(c.tx),
                 Poll::Ready(Err(_)) => continue,
                 Poll::Pending => {
-                    let _ = self.lane().push(c);
+                    let _ = lane.push(c);
                     return None;
                 }
             }

@@ -209,9 +209,19 @@ pub fn canonical_request(p: &RequestParts<'_>) -> Vec<u8> {
 
 /// `AWS4-HMAC-SHA256 \n amz-date \n scope \n hex(sha256(canonical request))`.
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
+    string_to_sign_as(ALGORITHM, amz_date, scope, canonical_request)
+}
+
+/// [`string_to_sign`] under another algorithm label (CreateSession's `AWS4-X509-*`).
+pub fn string_to_sign_as(
+    algorithm: &str,
+    amz_date: &str,
+    scope: &str,
+    canonical_request: &[u8],
+) -> String {
     let hash = hex32(&Sha256::digest(canonical_request).into());
-    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
-    for part in [ALGORITHM, "\n", amz_date, "\n", scope, "\n"] {
+    let mut out = String::with_capacity(algorithm.len() + amz_date.len() + scope.len() + 67);
+    for part in [algorithm, "\n", amz_date, "\n", scope, "\n"] {
         out.push_str(part);
     }
     out.push_str(std::str::from_utf8(&hash).unwrap_or_default());

@@ -125,11 +125,8 @@ pub fn verify_chain(
             webpki::KeyUsage::client_auth(),
         )
         .map_err(|r| Refusal::certificate(r.reason, r.detail))?;
-    Identity::from_leaf(&req.leaf).map_err(|e| {
-        let mut r = Refusal::certificate(crate::tls::RejectReason::BadEncoding, String::new());
-        r.detail = Some(e.to_string());
-        r
-    })
+    Identity::from_leaf(&req.leaf)
+        .map_err(|e| Refusal::certificate(crate::tls::RejectReason::BadEncoding, e.to_string()))
 }
 
 /// The role's rules: in the profile, the certificate allowed, the duration in range, the

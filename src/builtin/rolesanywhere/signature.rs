@@ -92,12 +92,7 @@ pub fn verify(
         headers: &signed,
         payload_hash: payload,
     });
-    let hash = canonical::hex32(&Sha256::digest(&creq).into());
-    let mut sts = String::with_capacity(auth.algorithm.len() + auth.scope.len() + 90);
-    for part in [auth.algorithm, "\n", req.amz_date, "\n", auth.scope, "\n"] {
-        sts.push_str(part);
-    }
-    sts.push_str(std::str::from_utf8(&hash).unwrap_or_default());
+    let sts = canonical::string_to_sign_as(auth.algorithm, req.amz_date, auth.scope, &creq);
 
     let spki = tbs.subject_public_key_info();
     let key = spki
