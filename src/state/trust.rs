@@ -129,7 +129,7 @@ fn build_anchors(config: &Config, fetched: &[FetchedCrl]) -> Result<Anchors, Sta
     };
     let mut anchors = Anchors::with_capacity(sessions.trust_anchors.len());
     for a in &sessions.trust_anchors {
-        let truststore = load_anchor_store(&a.truststore.dir, fetched)
+        let truststore = Truststore::load_with_own(&a.truststore.dir, fetched)
             .and_then(|t| t.check_roots_valid(SystemTime::now()).map(|()| t))
             .map_err(|source| StartError::Truststore {
                 dir: a.truststore.dir.display().to_string(),
@@ -152,36 +152,6 @@ fn build_anchors(config: &Config, fetched: &[FetchedCrl]) -> Result<Anchors, Sta
     Ok(anchors)
 }
 
-/// An anchor's folder with the fetched CRLs whose issuer is one of its CAs. The fetched
-/// CRLs are every `[[truststore.crl_fetch]]` URL's; offering one of another issuer would
-/// make `load_with` warn about it on every reload, so those are left out first (a second
-/// load only when some CRL belongs here; reloads are off the hot path).
-fn load_anchor_store(
-    dir: &std::path::Path,
-    fetched: &[FetchedCrl],
-) -> Result<Truststore, tls::TruststoreError> {
-    let plain = Truststore::load(dir)?;
-    let ours = own_crls(&plain, fetched);
-    if ours.is_empty() {
-        return Ok(plain);
-    }
-    Truststore::load_with(dir, &ours)
-}
-
-/// The fetched CRLs issued by a CA of `store` (a bad one of ours stays, to be warned about).
-fn own_crls(store: &Truststore, fetched: &[FetchedCrl]) -> Vec<FetchedCrl> {
-    fetched
-        .iter()
-        .filter(|f| {
-            !matches!(
-                store.check_fetched_crl(&f.url, f.der.as_ref()),
-                Err(tls::CrlRefusal::NoIssuer(_))
-            )
-        })
-        .cloned()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,14 +170,14 @@ mod tests {
             fetched(&theirs, "https://crl.test/main"),
             fetched(&mine, "https://crl.test/anchor"),
         ];
-        let plain = Truststore::load(dir.path()).unwrap();
-        let ours = own_crls(&plain, &all);
-        assert_eq!(ours.len(), 1);
-        assert_eq!(ours[0].url, "https://crl.test/anchor");
-        let store = load_anchor_store(dir.path(), &all).unwrap();
+        let store = Truststore::load_with_own(dir.path(), &all).unwrap();
         assert_eq!(store.crls().len(), 1);
         assert!(store.crls()[0].signature_checked);
-        let none = load_anchor_store(dir.path(), &all[..1]).unwrap();
+        assert!(matches!(
+            &store.crls()[0].source,
+            crate::tls::CrlSource::Url(u) if u == "https://crl.test/anchor"
+        ));
+        let none = Truststore::load_with_own(dir.path(), &all[..1]).unwrap();
         assert!(none.crls().is_empty());
     }
 }

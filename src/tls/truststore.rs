@@ -169,8 +169,27 @@ impl Truststore {
         Self::load_with(dir, &[])
     }
 
-    /// Load the folder, and use the `fetched` CRLs that verify against its CAs.
+    /// Load the folder, and use the `fetched` CRLs that verify against its CAs (one that
+    /// does not is left out with a warning).
     pub fn load_with(dir: &Path, fetched: &[FetchedCrl]) -> Result<Truststore, TruststoreError> {
+        Self::load_fetched(dir, fetched, true)
+    }
+
+    /// [`Truststore::load_with`] for a folder offered every fetched CRL of the gateway (a
+    /// session trust anchor's): one issued by none of its CAs belongs to another truststore
+    /// and is skipped without a warning; any other refusal is warned about as there.
+    pub fn load_with_own(
+        dir: &Path,
+        fetched: &[FetchedCrl],
+    ) -> Result<Truststore, TruststoreError> {
+        Self::load_fetched(dir, fetched, false)
+    }
+
+    fn load_fetched(
+        dir: &Path,
+        fetched: &[FetchedCrl],
+        warn_foreign: bool,
+    ) -> Result<Truststore, TruststoreError> {
         let missing = |what| TruststoreError::Missing {
             dir: dir.to_path_buf(),
             what,
@@ -245,6 +264,7 @@ impl Truststore {
             let source = CrlSource::Url(f.url.clone());
             match check_crl(source, &f.der, &parsed_cas, sig_algs, true) {
                 Ok(crl) => loaded.push(crl),
+                Err(CrlRefusal::NoIssuer(_)) if !warn_foreign => {}
                 Err(e) => tracing::warn!(url = %f.url, reason = %e,
                     "a fetched CRL no longer verifies against the truststore; left out"),
             }
