@@ -22,13 +22,25 @@
 //! hyper always reads once more after a response (for the next head), and freeing it at
 //! the flush would only allocate it again for that read. So once per request.
 //!
+//! And it closes the connection gracefully when hyper ends it (RFC 9112 §9.6): after the
+//! TLS `close_notify` and the FIN, it reads and drops what the client still sends until the
+//! client closes, for at most [`LINGER`] and [`LINGER_BYTES`] (`Linger`). A response sent
+//! before the request body was read (a 413 for a declared length over the limit, any refusal
+//! of a request with a body) would otherwise be lost: closing a socket with unread bytes
+//! makes Linux send a RST, and a client still writing its body gets a broken pipe before it
+//! reads the answer. A client that has closed its side already is not waited for; the
+//! gateway's own hard closes (preface timeout, rapid reset, an unanswered shutdown) drop the
+//! connection without it.
+//!
 //! Frames are followed by their 9-byte headers (24-bit length, type, flags, stream id);
 //! payloads are skipped by length, never read.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -44,6 +56,13 @@ pub const RESET_LIMIT: u32 = 100;
 /// more than 100 resets within any 10 s is caught (and one spread over up to 11 s may be).
 pub const RESET_WINDOW_SECS: usize = 10;
 
+/// The longest a connection lingers after the gateway closed it (NGINX's `lingering_time`
+/// is 30 s, its `lingering_timeout` 5 s between reads).
+pub const LINGER: Duration = Duration::from_secs(5);
+/// The most a lingering client may still send: a body a client sends whole before it reads
+/// the answer (many do) is drained if it is under this.
+pub const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
 const FRAME_HEADER_LEN: u8 = 9;
 const RST_STREAM: u8 = 0x3;
 const SLOTS: usize = RESET_WINDOW_SECS + 1;
@@ -55,6 +74,10 @@ pub struct Watched<IO> {
     scan: Scan,
     /// A flush found no request in flight, and no bytes arrived since (or none ever did).
     idle: bool,
+    /// The client closed its side (a read found the end of the stream).
+    eof: bool,
+    /// The lingering close, once the write side is shut down with the client still open.
+    linger: Option<Box<Linger>>,
 }
 
 impl<IO> Watched<IO> {
@@ -73,6 +96,8 @@ impl<IO> Watched<IO> {
             scan,
             // Idle until the first request's bytes arrive.
             idle: true,
+            eof: false,
+            linger: None,
         }
     }
 }
@@ -207,19 +232,59 @@ fn now_s() -> u32 {
     u32::try_from(clock_ms() / 1000).unwrap_or(u32::MAX)
 }
 
-/// A stream whose empty receive buffer can be freed while its connection is idle.
-pub trait ReleaseIdle {
+/// What the watcher needs of a served stream besides reading and writing.
+pub trait Served {
+    /// Free the empty receive buffer while the connection is idle.
     fn release_idle(&mut self);
+    /// Read raw bytes from the socket into `buf`, to drop them (the lingering close).
+    fn poll_discard(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 }
 
-impl ReleaseIdle for tokio_rustls::server::TlsStream<TcpStream> {
+impl Served for tokio_rustls::server::TlsStream<TcpStream> {
     fn release_idle(&mut self) {
         // Our rustls patch: frees the 4 KiB record buffer if it holds no partial record.
         self.get_mut().1.release_empty_receive_buffer();
     }
+
+    fn poll_discard(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        // After close_notify nothing the client sends is read as TLS any more.
+        let mut buf = ReadBuf::new(buf);
+        Pin::new(self.get_mut().0)
+            .poll_read(cx, &mut buf)
+            .map_ok(|()| buf.filled().len())
+    }
 }
 
-impl<IO: AsyncRead + ReleaseIdle + Unpin> AsyncRead for Watched<IO> {
+/// A lingering close under way: its deadline and the bytes dropped so far.
+struct Linger {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    dropped: usize,
+}
+
+impl Linger {
+    fn new() -> Linger {
+        Linger {
+            deadline: Box::pin(tokio::time::sleep(LINGER)),
+            dropped: 0,
+        }
+    }
+
+    /// Drop what the client sends until it closes, [`LINGER_BYTES`] came, or [`LINGER`]
+    /// passed; then the close may complete.
+    fn poll<IO: Served>(&mut self, io: &mut IO, cx: &mut Context<'_>) -> Poll<()> {
+        let mut buf = [0u8; 16 * 1024];
+        while self.dropped < LINGER_BYTES {
+            match io.poll_discard(cx, &mut buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(n)) => self.dropped += n,
+                Poll::Pending => return self.deadline.as_mut().poll(cx),
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+impl<IO: AsyncRead + Served + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -234,6 +299,8 @@ impl<IO: AsyncRead + ReleaseIdle + Unpin> AsyncRead for Watched<IO> {
             }
         } else if buf.filled().len() > before {
             this.idle = false;
+        } else if buf.remaining() > 0 && matches!(polled, Poll::Ready(Ok(()))) {
+            this.eof = true;
         }
         if this.scan.mode == Mode::Off || buf.filled().len() == before {
             return polled;
@@ -250,7 +317,7 @@ impl<IO: AsyncRead + ReleaseIdle + Unpin> AsyncRead for Watched<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+impl<IO: AsyncWrite + Served + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -280,8 +347,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         flushed
     }
 
+    /// `close_notify` and FIN, then the lingering close unless the client closed already.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        let linger = match &mut this.linger {
+            Some(linger) => linger,
+            None => {
+                std::task::ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+                if this.eof {
+                    return Poll::Ready(Ok(()));
+                }
+                this.linger.insert(Box::new(Linger::new()))
+            }
+        };
+        linger.poll(&mut this.io, cx).map(Ok)
     }
 }
 
@@ -313,6 +392,10 @@ mod tests {
     struct Fake {
         reads: std::collections::VecDeque<Option<&'static [u8]>>,
         releases: usize,
+        /// What raw reads of the lingering close return (`None`: block; empty: the end).
+        discards: std::collections::VecDeque<Option<usize>>,
+        discarded: usize,
+        shut: bool,
     }
 
     impl AsyncRead for Fake {
@@ -345,14 +428,71 @@ mod tests {
         }
 
         fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().shut = true;
             Poll::Ready(Ok(()))
         }
     }
 
-    impl ReleaseIdle for Fake {
+    impl Served for Fake {
         fn release_idle(&mut self) {
             self.releases += 1;
         }
+
+        fn poll_discard(&mut self, _: &mut Context<'_>, b: &mut [u8]) -> Poll<io::Result<usize>> {
+            match self.discards.pop_front() {
+                Some(Some(n)) => {
+                    self.discarded += n;
+                    Poll::Ready(Ok(n.min(b.len())))
+                }
+                Some(None) => Poll::Pending,
+                None => Poll::Ready(Ok(0)),
+            }
+        }
+    }
+
+    fn watched() -> Watched<Fake> {
+        let conn = Arc::new(ConnInfo::new(
+            "10.0.0.7:5000".parse().unwrap(),
+            Arc::from("l0"),
+            None,
+        ));
+        Watched::new(Fake::default(), conn, false)
+    }
+
+    fn shutdown(w: &mut Watched<Fake>) -> Poll<io::Result<()>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(w).poll_shutdown(&mut cx)
+    }
+
+    #[tokio::test]
+    async fn a_close_lingers_until_the_client_closes_unless_it_had() {
+        // The client closed first: FIN and done, nothing read.
+        let mut w = watched();
+        w.io.reads.push_back(Some(b""));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut space = [0u8; 64];
+        let _ = Pin::new(&mut w).poll_read(&mut cx, &mut ReadBuf::new(&mut space));
+        w.io.discards.push_back(Some(100));
+        assert!(shutdown(&mut w).is_ready());
+        assert!(w.io.shut && w.io.discarded == 0 && w.linger.is_none());
+
+        // Still open: what it sends is dropped, the close waits while it sends nothing, and
+        // ends when it closes.
+        let mut w = watched();
+        w.io.discards.extend([Some(1000), Some(2000), None]);
+        assert!(shutdown(&mut w).is_pending());
+        assert!(w.io.shut && w.io.discarded == 3000);
+        w.io.discards.push_back(Some(500));
+        assert!(shutdown(&mut w).is_ready(), "the client closed");
+        assert_eq!(w.io.discarded, 3500);
+
+        // One that never stops sending is cut at LINGER_BYTES.
+        let mut w = watched();
+        let reads = LINGER_BYTES / 16384 + 5;
+        w.io.discards
+            .extend(std::iter::repeat_n(Some(16384), reads));
+        assert!(shutdown(&mut w).is_ready());
+        assert_eq!(w.io.discarded, LINGER_BYTES);
     }
 
     #[test]
@@ -395,7 +535,8 @@ mod tests {
 
     #[test]
     fn the_watcher_is_a_few_words() {
-        // Inline in every connection's hyper state, beside the TLS stream (40 bytes today).
+        // Inline in every connection's hyper state, beside the TLS stream (48 bytes today:
+        // the lingering close is one pointer, allocated only when a close lingers).
         assert!(std::mem::size_of::<Watched<()>>() <= 48);
     }
 
