@@ -22,11 +22,15 @@ CLIENTS=${CLIENTS:-1000}   # client identities
 WORKERS=${WORKERS:-2}      # proxy worker processes / threads, the same for all three
 CLIENT_THREADS=${CLIENT_THREADS:-"1 2"}   # load-client threads; each value is its own set of rows
 WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
+# `portcullis-ws` adds portcullis in the work-stealing runtime (the same binary and config
+# plus `[runtime] mode = "work-stealing"`, port 18448) to every round, so the two runtime
+# modes are compared inside one run; its figures go to a table of their own.
 PROXIES=${PROXIES:-"nginx haproxy portcullis"}
 MEASURES=${MEASURES:-"keepalive full resume syscalls idle auth"}   # a subset reruns only those figures
 # Figure 6 at a fixed rate too (open loop): 0 = 70 % of the slowest route's closed-loop rate.
 AUTH_RATE=${AUTH_RATE:-0}
-# Added to every port (backend 18080, NGINX 18443, HAProxy 18444, portcullis 18445) when
+# Added to every port (backend 18080, NGINX 18443, HAProxy 18444, portcullis 18445 and
+# 18448) when
 # those are taken on a shared machine.
 PORT_OFFSET=${PORT_OFFSET:-0}
 OUT="$WORK/results"
@@ -78,6 +82,9 @@ for f in backend.conf nginx.conf haproxy.cfg portcullis.toml; do
       -e "s|@NOFILE@|$NOFILE|g" -e "s|@HAPROXY_MAXCONN@|$HAPROXY_MAXCONN|g" \
       "$HERE/$f" > "$WORK/${f%%.*}/$f"
 done
+{ sed "s|127.0.0.1:$((18445 + PORT_OFFSET))|127.0.0.1:$((18448 + PORT_OFFSET))|" \
+    "$WORK/portcullis/portcullis.toml"; printf '\n[runtime]\nmode = "work-stealing"\n'; } \
+  > "$WORK/portcullis/work-stealing.toml"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -124,6 +131,7 @@ start_proxy() {
     nginx) "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' & ;;
     haproxy) "$HAPROXY" -db -f "$WORK/haproxy/haproxy.cfg" & ;;
     portcullis) "$PC" run --config "$WORK/portcullis/portcullis.toml" & ;;
+    portcullis-ws) "$PC" run --config "$WORK/portcullis/work-stealing.toml" & ;;
   esac
   PID_OF[$1]=$!
   PIDS+=("$!")
@@ -131,7 +139,7 @@ start_proxy() {
 has() { case " $MEASURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 port_of() {
   case $1 in nginx) echo $((18443 + PORT_OFFSET)) ;; haproxy) echo $((18444 + PORT_OFFSET)) ;;
-    portcullis) echo $((18445 + PORT_OFFSET)) ;; esac
+    portcullis) echo $((18445 + PORT_OFFSET)) ;; portcullis-ws) echo $((18448 + PORT_OFFSET)) ;; esac
 }
 lt() {
   "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" "$@"

@@ -126,3 +126,32 @@ for p in PROXIES:
         if errs:
             print(f"errors {p} {kind}: {errs}")
 print("load client CPU-bound (≥85 % of its thread) in: " + (", ".join(bott) if bott else "none"))
+
+# Every round's CPU per keep-alive request, in the order run: how far one run is from the next.
+print("\nproxy CPU per keep-alive request, every round (µs):\n")
+everyone = PROXIES + (["portcullis-ws"] if load("portcullis-ws", f"keepalive-t{threads[0]}") else [])
+print("| load client | " + " | ".join(everyone) + " |")
+print("|---|" + "---|" * len(everyone))
+for t in threads:
+    cells = []
+    for p in everyone:
+        rs = load(p, f"keepalive-t{t}")
+        cells.append(", ".join(f"{per(r, r['requests']['ok']):.1f}" for r in rs) or "–")
+    print(f"| {t} thread{'s' if t != '1' else ''} | " + " | ".join(cells) + " |")
+
+# portcullis in both runtime modes (PROXIES with portcullis-ws), from the same rounds.
+if "portcullis-ws" in everyone:
+    print("\nruntime modes, same rounds (per-core is the default; work-stealing = portcullis-ws):\n")
+    print("| figure | unit | per-core | work-stealing | work-stealing/per-core | per-core/NGINX | work-stealing/NGINX |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for t in threads:
+        tl = f"{t} client thread" + ("s" if t != "1" else "")
+        rows = {p: load(p, f"keepalive-t{t}") for p in ["nginx", "portcullis", "portcullis-ws"]}
+        for label, unit, f in [
+            (f"keep-alive req/s ({tl})", "req/s", lambda r: r["requests_per_s"]),
+            (f"keep-alive p99 ({tl})", "ms", lambda r: r["latency_ms"]["p99"]),
+            (f"proxy CPU per keep-alive request ({tl})", "µs", lambda r: per(r, r["requests"]["ok"])),
+        ]:
+            v = {p: med([f(r) for r in rs]) for p, rs in rows.items()}
+            pc, ws, ng = v["portcullis"], v["portcullis-ws"], v["nginx"]
+            print(f"| {label} | {unit} | {fmt(pc)} | {fmt(ws)} | {ratio(ws, pc)} | {ratio(pc, ng)} | {ratio(ws, ng)} |")
