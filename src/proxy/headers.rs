@@ -20,7 +20,8 @@ use crate::telemetry::metrics as m;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
 /// non-standard ones proxies commonly meet.
-const HOP_BY_HOP: [HeaderName; 6] = [
+const HOP_BY_HOP_COUNT: usize = 6;
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -134,28 +135,50 @@ pub fn rewrite_response(headers: &mut HeaderMap) {
 }
 
 fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
-    // Most messages carry none of these: one pass over the names present is cheaper than
-    // seven hashed removals (BENCHMARKS.md, round 2). `connection` is in HOP_BY_HOP, so a
-    // message that lists more names there takes the full path.
-    if !headers
-        .keys()
-        .any(|n| *n == header::TE || HOP_BY_HOP.contains(n))
-    {
+    // One pass over the names present says which of these are there (a bit each, `te` the
+    // last); only those are removed. Most requests carry none; most backends' responses
+    // carry `connection: keep-alive` alone, which is then one hashed removal instead of
+    // eight (BENCHMARKS.md, round 2 and the keep-alive steps).
+    const TE_BIT: u8 = 1 << HOP_BY_HOP_COUNT;
+    let mut present = 0u8;
+    for n in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == n) {
+            present |= 1 << i;
+        } else if *n == header::TE {
+            present |= TE_BIT;
+        }
+    }
+    if present == 0 {
         return;
     }
-    // Headers listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1).
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    // Headers listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). The usual value,
+    // `keep-alive` alone, names only a header removed below if present: no parsing then.
+    let only_keep_alive = || {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .all(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"))
+    };
+    if present & 1 != 0 && !only_keep_alive() {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .filter(|name| !HOP_BY_HOP.contains(name))
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
+    if present & TE_BIT == 0 {
+        return;
     }
     let te_trailers = keep_te_trailers
         && headers
@@ -262,6 +285,52 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "api.test");
+    }
+
+    #[test]
+    fn responses_lose_only_hop_by_hop_headers_whichever_are_present() {
+        // The usual backend response: `connection: keep-alive` alone.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        h.insert("content-type", HeaderValue::from_static("text/plain"));
+        rewrite_response(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["content-type"], "text/plain");
+
+        // Each hop-by-hop header alone, and listed names of every kind.
+        for name in HOP_BY_HOP.iter().chain([&header::TE]) {
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_static("x"));
+            h.insert("etag", HeaderValue::from_static("\"1\""));
+            rewrite_response(&mut h);
+            assert_eq!(h.keys().collect::<Vec<_>>(), ["etag"], "{name}");
+        }
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("close, x-a"));
+        h.append("connection", HeaderValue::from_static("X-B ,te, upgrade"));
+        for n in [
+            "close",
+            "x-a",
+            "x-b",
+            "te",
+            "upgrade",
+            "keep-alive",
+            "x-kept",
+        ] {
+            h.insert(HeaderName::from_static(n), HeaderValue::from_static("1"));
+        }
+        rewrite_response(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
+
+        // A request's `te: trailers` survives only when `te` is not listed in `Connection`.
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("connection", HeaderValue::from_static("keep-alive"));
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["te"]);
+        h.insert("connection", HeaderValue::from_static("te"));
+        remove_hop_by_hop(&mut h, true);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     fn with_underscores() -> HeaderMap {
