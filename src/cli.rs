@@ -58,7 +58,7 @@ pub fn serve(config: &Config, started: impl FnOnce(&server::Running)) -> ExitCod
         started(&running);
         let reloader = running.reloader.clone();
         let hup = tokio::spawn(reload_on_sighup(hup, reloader));
-        wait_for_signal().await;
+        crate::shutdown::signal().await;
         hup.abort();
         tracing::info!("shutting down: draining in-flight requests");
         running.shutdown().await;
@@ -91,23 +91,6 @@ async fn reload_on_sighup(
     };
     while hup.recv().await.is_some() {
         let _ = reloader.reload(crate::reload::Trigger::Signal).await;
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

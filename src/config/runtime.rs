@@ -28,12 +28,11 @@ impl RuntimeMode {
         }
     }
 
+    /// The mode written `s`, spelled as [`Self::as_str`] spells it.
     fn parse(s: &str) -> Option<RuntimeMode> {
-        match s {
-            "per-core" => Some(RuntimeMode::PerCore),
-            "work-stealing" => Some(RuntimeMode::WorkStealing),
-            _ => None,
-        }
+        [RuntimeMode::PerCore, RuntimeMode::WorkStealing]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 

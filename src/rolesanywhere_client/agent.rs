@@ -82,7 +82,7 @@ pub async fn run(client: Client, opts: AgentOptions) -> Result<(), String> {
     let refresher = tokio::spawn(refresh(client, current, opts.refresh_before));
     tokio::select! {
         _ = serve(listener, imds) => {}
-        _ = signal() => tracing::info!("stopping"),
+        _ = crate::shutdown::signal() => tracing::info!("stopping"),
     }
     refresher.abort();
     Ok(())
@@ -219,22 +219,6 @@ async fn serve(listener: TcpListener, imds: Arc<Imds>) {
                 .await;
             drop(permit);
         });
-    }
-}
-
-async fn signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
     }
 }
 

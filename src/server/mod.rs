@@ -259,7 +259,8 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         None => None,
     };
     for (sockets, label, index, limits) in listeners {
-        tracing::info!(address = %label, sockets = sockets.len(), "listening");
+        tracing::info!(address = %label, sockets = sockets.len(),
+            runtime = config.runtime.mode.as_str(), "listening");
         let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         let permits = Arc::new(Semaphore::new(max));
         let mut loops = Vec::with_capacity(sockets.len());
