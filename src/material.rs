@@ -8,6 +8,12 @@
 //! - PEM errors in words ([`pem_error`]): which BEGIN/END line is missing or malformed, not
 //!   the byte lists of `rustls_pki_types::pem::Error`'s own text.
 //!
+//! The certificate and key files of the gateway's TLS (a listener's, an upstream's `tls`,
+//! `cluster.tls`) are read by [`read_certs`] and [`read_private_key`], and every TLS client
+//! made from them starts at [`client_builder`]; each caller puts the file and its config key
+//! in front of the words of [`PemFileError`], and checks a key's permissions
+//! ([`key_mode_too_open`]) by its own policy before reading it.
+//!
 //! A ground-floor module: it uses nothing of the crate.
 
 use std::fmt;
@@ -15,7 +21,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use rustls_pki_types::pem;
+use rustls::client::WantsClientCert;
+use rustls::{ClientConfig, ConfigBuilder, RootCertStore};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The largest file of key material the gateway reads: any file of the truststore
 /// (`roots/`, `intermediates/`, `crls/`), a listener or upstream certificate, key or CA
@@ -64,6 +73,66 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String, ReadError> {
     let bytes = read_bounded(path, limit)?;
     String::from_utf8(bytes)
         .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// Why a certificate or key file could not be loaded, in words that follow its name.
+#[derive(Debug, thiserror::Error)]
+pub enum PemFileError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("bad PEM: {}", pem_error(.0))]
+    BadPem(pem::Error),
+    #[error("no CERTIFICATE PEM block found")]
+    NoCertificate,
+    #[error("no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {}", pem_error(.0))]
+    NoKey(pem::Error),
+}
+
+/// Every certificate of a PEM file (a chain: the leaf first), at most [`MAX_FILE_SIZE`]
+/// bytes; a file without one is refused.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemFileError> {
+    let bytes = read_bounded(path, MAX_FILE_SIZE)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PemFileError::BadPem)?;
+    if certs.is_empty() {
+        return Err(PemFileError::NoCertificate);
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file (PKCS#8, SEC1 or PKCS#1), at most [`MAX_FILE_SIZE`] bytes.
+/// The file's permissions are not looked at: the caller checks [`key_mode_too_open`] first.
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemFileError> {
+    let bytes = read_bounded(path, MAX_FILE_SIZE)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(PemFileError::NoKey)
+}
+
+/// Why [`client_builder`] failed.
+#[derive(Debug)]
+pub enum ClientBuildError {
+    /// A certificate of the CA bundle is not a usable trust anchor.
+    Root(rustls::Error),
+    /// rustls refused the provider's default protocol versions.
+    Versions(rustls::Error),
+}
+
+/// Where every TLS client of the gateway's own connections starts (an upstream's `tls`,
+/// `cluster.tls`): the aws-lc-rs provider, rustls's safe default protocol versions, and
+/// the certificates of `ca` as the only roots, never the system's. The caller adds its
+/// client certificate, or none.
+pub fn client_builder(
+    ca: Vec<CertificateDer<'static>>,
+) -> Result<ConfigBuilder<ClientConfig, WantsClientCert>, ClientBuildError> {
+    let mut roots = RootCertStore::empty();
+    for cert in ca {
+        roots.add(cert).map_err(ClientBuildError::Root)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(ClientBuildError::Versions)?
+        .with_root_certificates(roots))
 }
 
 /// A PEM parse error in words, naming the label of the block at fault.
@@ -147,10 +216,10 @@ impl fmt::Display for Size {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::io::Write;
 
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+    use rustls_pki_types::CertificateRevocationListDer;
 
     use super::*;
 
@@ -251,6 +320,38 @@ mod tests {
         .unwrap()
         .unwrap_err();
         assert!(pem_error(&e).starts_with("the base64 text"), "{e:?}");
+    }
+
+    #[test]
+    fn certificate_and_key_files_are_refused_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        File::create(&empty).unwrap();
+        let text = |e: PemFileError| e.to_string();
+        assert_eq!(
+            text(read_certs(&empty).unwrap_err()),
+            "no CERTIFICATE PEM block found"
+        );
+        assert_eq!(
+            text(read_private_key(&empty).unwrap_err()),
+            "no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): no PEM block of the expected kind"
+        );
+        let cut = dir.path().join("cut.pem");
+        fs::write(&cut, "-----BEGIN CERTIFICATE-----\nMAA=\n").unwrap();
+        assert_eq!(
+            text(read_certs(&cut).unwrap_err()),
+            "bad PEM: missing the end line \"-----END CERTIFICATE-----\""
+        );
+        let absent = dir.path().join("absent.pem");
+        assert!(text(read_certs(&absent).unwrap_err()).starts_with("cannot read: "));
+
+        // A block that is no certificate is not a root.
+        let junk = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+        assert!(matches!(
+            client_builder(vec![junk]),
+            Err(ClientBuildError::Root(_))
+        ));
+        assert!(client_builder(Vec::new()).is_ok());
     }
 
     #[test]

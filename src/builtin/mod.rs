@@ -2,8 +2,8 @@
 //! connection would otherwise carry the request (`[[upstream]] builtin = "..."`).
 //!
 //! The forward phase ([`crate::proxy::pipeline`]) calls [`Builtin::serve`] with the request
-//! exactly as a backend would receive it (path normalised, identity headers set) and the
-//! connection it came on. A builtin has no endpoint, pool or upstream timeout; it fails a
+//! exactly as a backend would receive it (path normalised, identity headers set), the
+//! connection it came on and the request's checked host ([`Call::host`]). A builtin has no endpoint, pool or upstream timeout; it fails a
 //! request with a [`GatewayError`] like any phase.
 //!
 //! Adding one: a file here with an `async fn` that takes the request (and whatever of
@@ -17,7 +17,7 @@ pub mod rolesanywhere;
 
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 
 use crate::body::ProxyBody;
 use crate::config;
@@ -41,6 +41,11 @@ pub enum Builtin {
 /// address and verified client certificate), and the issuers that serve through builtins.
 pub struct Call<'a> {
     pub conn: &'a ConnInfo,
+    /// The request's host as the check phase read it (`Host`, or the HTTP/2 `:authority`
+    /// or absolute-form target that wins over it), the host the `sigv4` method verifies
+    /// against; `None` only for HTTP/1.0 without one. (The `Host` header the forward phase
+    /// writes says the same, but a signature check takes it from here, not from a rewrite.)
+    pub host: Option<&'a HeaderValue>,
     pub issuer: Option<&'a Arc<Issuer>>,
     pub sessions: Option<&'a Arc<Sessions>>,
     /// The trust anchors of the truststore generation serving now.

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use redis::aio::{MultiplexedConnection, PubSub};
 use redis::{AsyncConnectionConfig, ConnectionAddr, RedisResult};
 use rustls::{AlertDescription, CertificateError};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -26,7 +25,9 @@ use tokio_rustls::TlsConnector;
 
 use super::Cluster;
 use crate::config::cluster::ClusterTls;
-use crate::material::{key_mode_too_open, pem_error, read_bounded, MAX_FILE_SIZE};
+use crate::material::{
+    client_builder, key_mode_too_open, read_certs, read_private_key, ClientBuildError,
+};
 
 /// How this gateway reaches a `rediss://` Redis.
 pub(super) struct Tls {
@@ -44,17 +45,10 @@ impl Tls {
         };
         let name = ServerName::try_from(host.clone())
             .map_err(|_| format!("cluster.redis_url: {host:?} is not a host name TLS can check"))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in certs("ca", &t.ca)? {
-            roots
-                .add(cert)
-                .map_err(|e| format!("cluster.tls.ca: {}: {e}", t.ca.display()))?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cluster.tls: {e}"))?
-            .with_root_certificates(roots);
+        let builder = client_builder(certs("ca", &t.ca)?).map_err(|e| match e {
+            ClientBuildError::Root(e) => format!("cluster.tls.ca: {}: {e}", t.ca.display()),
+            ClientBuildError::Versions(e) => format!("cluster.tls: {e}"),
+        })?;
         let config = match (&t.cert, &t.key) {
             (Some(cert), Some(key)) => builder
                 .with_client_auth_cert(certs("cert", cert)?, private_key(key)?)
@@ -117,15 +111,7 @@ impl Cluster {
 }
 
 fn certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let at = |why: String| format!("cluster.tls.{key}: {}: {why}", path.display());
-    let bytes = read_bounded(path, MAX_FILE_SIZE).map_err(|e| at(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| at(format!("bad PEM: {}", pem_error(&e))))?;
-    if certs.is_empty() {
-        return Err(at("no CERTIFICATE PEM block found".to_owned()));
-    }
-    Ok(certs)
+    read_certs(path).map_err(|e| format!("cluster.tls.{key}: {}: {e}", path.display()))
 }
 
 /// The client key, refused when other users could read it or its group replace it, as a
@@ -138,13 +124,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
              fix with `chmod 600` (0440 or 0640 for a group-readable key)"
         )));
     }
-    let bytes = read_bounded(path, MAX_FILE_SIZE).map_err(|e| at(e.to_string()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        at(format!(
-            "no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {}",
-            pem_error(&e)
-        ))
-    })
+    read_private_key(path).map_err(|e| at(e.to_string()))
 }
 
 /// An error of a connection attempt in words: with a failed TLS handshake, its cause first

@@ -309,6 +309,12 @@ async fn process(
     if let Some(c) = &sigv4_cred {
         headers::set_sigv4_identity(&mut parts.headers, c);
     }
+    // A builtin gets the checked host itself (CreateSession verifies a signature over it);
+    // a pooled backend only as `Host`.
+    let builtin_host = match &route.upstream.target {
+        Target::Builtin(_) => host_value.clone(),
+        Target::Pool(_) => None,
+    };
     if let Some(h) = host_value {
         parts.headers.insert(header::HOST, h);
     }
@@ -327,6 +333,7 @@ async fn process(
         Target::Builtin(b) => {
             let call = builtin::Call {
                 conn,
+                host: builtin_host.as_ref(),
                 issuer: snapshot.issuer.as_ref(),
                 sessions: snapshot.sessions.as_ref(),
                 anchors: &trust.anchors,

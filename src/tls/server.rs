@@ -14,13 +14,12 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_cert::Certificate;
 
 use super::verifier::system_rfc3339;
 use crate::config::{ClientAuth, KeyPermissions, ListenerConfig, TlsVersion};
-use crate::material::{key_mode_too_open, pem_error, read_bounded, ReadError, MAX_FILE_SIZE};
+use crate::material::{key_mode_too_open, read_certs, read_private_key, PemFileError, ReadError};
 
 /// Stateful resumption cache size per listener (rustls's default of 256 is far too small
 /// for a gateway with thousands of machine clients).
@@ -56,30 +55,23 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Read a PEM file of at most [`MAX_FILE_SIZE`] bytes.
-fn read_pem_file(path: &Path) -> Result<Vec<u8>, TlsError> {
-    read_bounded(path, MAX_FILE_SIZE).map_err(|source| TlsError::Read {
-        file: path.to_path_buf(),
-        source,
-    })
+impl TlsError {
+    /// A certificate or key file that could not be loaded: the file, then why.
+    fn file(path: &Path, e: PemFileError) -> TlsError {
+        let file = path.to_path_buf();
+        match e {
+            PemFileError::Read(source) => TlsError::Read { file, source },
+            other => TlsError::BadPem {
+                file,
+                what: other.to_string(),
+            },
+        }
+    }
 }
 
-/// Read a PEM certificate chain, leaf first.
+/// Read a PEM certificate chain, leaf first ([`read_certs`]).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read_pem_file(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::BadPem {
-            file: path.to_path_buf(),
-            what: format!("bad PEM: {}", pem_error(&e)),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::BadPem {
-            file: path.to_path_buf(),
-            what: "no CERTIFICATE PEM block found".to_owned(),
-        });
-    }
-    Ok(certs)
+    read_certs(path).map_err(|e| TlsError::file(path, e))
 }
 
 /// Read a PEM private key (PKCS#8, SEC1 or PKCS#1), checking the file's permissions first.
@@ -88,14 +80,7 @@ pub fn load_key(
     permissions: KeyPermissions,
 ) -> Result<PrivateKeyDer<'static>, TlsError> {
     check_key_mode(path, permissions)?;
-    let bytes = read_pem_file(path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| TlsError::BadPem {
-        file: path.to_path_buf(),
-        what: format!(
-            "no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {}",
-            pem_error(&e)
-        ),
-    })
+    read_private_key(path).map_err(|e| TlsError::file(path, e))
 }
 
 fn check_key_mode(path: &Path, permissions: KeyPermissions) -> Result<(), TlsError> {

@@ -462,17 +462,14 @@ fn build_tls(
         name: cfg.name.clone(),
         message,
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in crate::tls::load_certs(&t.ca).map_err(|e| fail(e.to_string()))? {
-        roots
-            .add(cert)
-            .map_err(|e| fail(format!("tls.ca {}: {e}", t.ca.display())))?;
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(e.to_string()))?
-        .with_root_certificates(roots);
+    use crate::material::{client_builder, ClientBuildError};
+    let ca = crate::tls::load_certs(&t.ca).map_err(|e| fail(e.to_string()))?;
+    let builder = client_builder(ca).map_err(|e| {
+        fail(match e {
+            ClientBuildError::Root(e) => format!("tls.ca {}: {e}", t.ca.display()),
+            ClientBuildError::Versions(e) => e.to_string(),
+        })
+    })?;
     let mut config = match (&t.cert, &t.key) {
         (Some(cert), Some(key)) => {
             let chain = crate::tls::load_certs(cert).map_err(|e| fail(e.to_string()))?;

@@ -1,10 +1,11 @@
 //! CreateSession (`POST /sessions`, the builtin `rolesanywhere`) end to end: a real
 //! gateway on 127.0.0.1 with `[issuer.sessions]`, a PKI made at run time, an independent
 //! signer for both clients' request forms (`support.rs`), and the Python client
-//! `iam-rolesanywhere-session` for real (`python.rs`).
+//! `iam-rolesanywhere-session` for real (`python.rs`); over HTTP/2 (`h2.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
+mod h2;
 mod python;
 mod quickstart;
 mod support;

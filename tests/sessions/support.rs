@@ -335,6 +335,58 @@ pub async fn create_session(s: &Setup, r: &Req<'_>) -> Answer {
 
 /// [`create_session`] to the gateway at `addr`, whose server certificate `root_pem` issued.
 pub async fn create_session_at(addr: SocketAddr, root_pem: &str, r: &Req<'_>) -> Answer {
+    let s = sign(r, &format!("localhost:{}", addr.port()));
+    let chunked = r.form == (Form::Query { chunked: true });
+    post_h1(
+        addr, root_pem, r.tls_cert, &s.target, &s.headers, &s.body, chunked,
+    )
+    .await
+}
+
+/// `POST target` over HTTP/1.1 wire bytes written here (`target` in origin or absolute
+/// form), with `headers` as given and `body` (chunked in two parts, or with a length).
+pub async fn post_h1(
+    addr: SocketAddr,
+    root_pem: &str,
+    cert: Option<&Leaf>,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &str,
+    chunked: bool,
+) -> Answer {
+    let mut head = format!("POST {target} HTTP/1.1\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("user-agent: test-signer\r\nconnection: close\r\n");
+    let mut wire = head.into_bytes();
+    if chunked {
+        wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+        let (a, b) = body.as_bytes().split_at(body.len() / 2);
+        for part in [a, b] {
+            wire.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            wire.extend_from_slice(part);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        wire.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+        wire.extend_from_slice(body.as_bytes());
+    }
+    exchange(addr, root_pem, cert, &wire).await
+}
+
+/// A CreateSession signed as the AWS clients sign it, ready for any wire.
+pub struct Signed {
+    /// `/sessions`, with the query when there is one.
+    pub target: String,
+    /// The signed headers (`host` among them) and `authorization`, in sending order.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+/// Sign `r` for the host `host` (the value of the signed `host` header).
+pub fn sign(r: &Req<'_>, host: &str) -> Signed {
     use base64::Engine;
     let b64 = |d: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(d);
     let certs = ders(&r.leaf.chain_pem);
@@ -342,7 +394,6 @@ pub async fn create_session_at(addr: SocketAddr, root_pem: &str, r: &Req<'_>) ->
     let chain: Vec<String> = certs[1..].iter().map(b64).collect();
     let key = KeyPair::from_pem(&r.leaf.key_pem).unwrap();
     let is_rsa = key.algorithm() == &rcgen::PKCS_RSA_SHA256;
-    let host = format!("localhost:{}", addr.port());
     let t = r.time;
     let amz_date = format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -374,9 +425,9 @@ pub async fn create_session_at(addr: SocketAddr, root_pem: &str, r: &Req<'_>) ->
             "application/json",
         ),
     };
-    let mut signed: Vec<(&str, String)> = vec![
+    let mut signed: Vec<(&'static str, String)> = vec![
         ("content-type", content_type.into()),
-        ("host", host.clone()),
+        ("host", host.to_owned()),
         ("x-amz-date", amz_date.clone()),
         ("x-amz-x509", x509.clone()),
     ];
@@ -409,37 +460,23 @@ pub async fn create_session_at(addr: SocketAddr, root_pem: &str, r: &Req<'_>) ->
         sig[n] ^= 0x55;
     }
     let serial = r.serial.clone().unwrap_or_else(|| serial_of(&certs[0]));
-    let authorization = format!(
-        "{algorithm} Credential={serial}/{scope}, SignedHeaders={names}, Signature={}",
-        hex::encode(sig)
-    );
+    signed.push((
+        "authorization",
+        format!(
+            "{algorithm} Credential={serial}/{scope}, SignedHeaders={names}, Signature={}",
+            hex::encode(sig)
+        ),
+    ));
     let target = if query.is_empty() {
         "/sessions".to_owned()
     } else {
         format!("/sessions?{query}")
     };
-    let mut head = format!("POST {target} HTTP/1.1\r\n");
-    for (n, v) in &signed {
-        head.push_str(&format!("{n}: {v}\r\n"));
+    Signed {
+        target,
+        headers: signed,
+        body,
     }
-    head.push_str(&format!(
-        "authorization: {authorization}\r\nuser-agent: test-signer\r\nconnection: close\r\n"
-    ));
-    let mut wire = head.into_bytes();
-    if r.form == (Form::Query { chunked: true }) {
-        wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
-        let (a, b) = body.as_bytes().split_at(body.len() / 2);
-        for part in [a, b] {
-            wire.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
-            wire.extend_from_slice(part);
-            wire.extend_from_slice(b"\r\n");
-        }
-        wire.extend_from_slice(b"0\r\n\r\n");
-    } else {
-        wire.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
-        wire.extend_from_slice(body.as_bytes());
-    }
-    exchange(addr, root_pem, r.tls_cert, &wire).await
 }
 
 /// Write `wire` on a fresh TLS connection (with `cert` if given); parse the answer.

@@ -7,8 +7,10 @@
 //! - query: each `name=value` decoded then encoded with the strict unreserved set, sorted by
 //!   encoded name then value; a presigned URL's `X-Amz-Signature` is left out.
 //! - headers: names lowercased, values trimmed with inner runs of spaces collapsed, repeated
-//!   headers joined with `,`, only the signed ones, in the signed-headers order (sorted).
+//!   headers joined with `,`, only the signed ones, in the signed-headers order (sorted);
+//!   `host` is the request's host ([`signed_values`]), whatever header carried it.
 
+use http::{header, HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of the empty string, the payload hash of a request without a body.
@@ -168,6 +170,44 @@ pub struct RequestParts<'a> {
     pub payload_hash: &'a str,
 }
 
+/// Signed header names, each with its values in request order ([`RequestParts::headers`]).
+pub type SignedHeaders<'a> = Vec<(&'a str, Vec<&'a [u8]>)>;
+
+/// The signed headers, each with the values the canonical request takes for it, in the
+/// order of `names`; `None` when one of them has no value. Both signature checks (the
+/// `sigv4` method and CreateSession) read a request's headers only through this.
+///
+/// `host` is the request's host as the check phase read it (`proxy::host::request_host`:
+/// the HTTP/2 `:authority` or an HTTP/1.1 absolute-form target's authority when there is
+/// one, which a differing `Host` header cannot override, else `Host`); only a caller that
+/// has none (tests, benches) falls back to the `Host` header. So a signature over one of a
+/// request's two hosts is never checked against the other.
+pub fn signed_values<'a>(
+    names: &[&'a str],
+    host: Option<&'a HeaderValue>,
+    headers: &'a HeaderMap,
+) -> Option<SignedHeaders<'a>> {
+    let mut out = Vec::with_capacity(names.len());
+    for &name in names {
+        let values: Vec<&[u8]> = if name == "host" {
+            host.or_else(|| headers.get(header::HOST))
+                .map(|v| vec![v.as_bytes()])
+                .unwrap_or_default()
+        } else {
+            headers
+                .get_all(name)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect()
+        };
+        if values.is_empty() {
+            return None;
+        }
+        out.push((name, values));
+    }
+    Some(out)
+}
+
 /// The canonical request, as bytes (header values may hold any visible octets).
 pub fn canonical_request(p: &RequestParts<'_>) -> Vec<u8> {
     // Sized for everything but the query and the path's escapes: one allocation, also
@@ -231,6 +271,29 @@ pub fn string_to_sign_as(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signed_host_is_the_request_host_not_a_second_host_header() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("admin.test"));
+        h.append("x-a", HeaderValue::from_static("1"));
+        h.append("x-a", HeaderValue::from_static("2"));
+        let authority = HeaderValue::from_static("api.test");
+        let got = signed_values(&["host", "x-a"], Some(&authority), &h).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("host", vec![&b"api.test"[..]]),
+                ("x-a", vec![&b"1"[..], &b"2"[..]])
+            ]
+        );
+        // No request host given: the `Host` header.
+        let got = signed_values(&["host"], None, &h).unwrap();
+        assert_eq!(got, vec![("host", vec![&b"admin.test"[..]])]);
+        // A signed header the request lacks.
+        assert_eq!(signed_values(&["host", "x-b"], Some(&authority), &h), None);
+        assert_eq!(signed_values(&["host"], None, &HeaderMap::new()), None);
+    }
 
     fn canonical_uri(raw: &str) -> String {
         let mut out = Vec::new();

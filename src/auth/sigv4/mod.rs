@@ -314,25 +314,8 @@ impl Verifier {
         {
             return Err(Sigv4Error::UnsignedHeader);
         }
-        let mut headers: Vec<(&str, Vec<&[u8]>)> = Vec::with_capacity(signed.len());
-        for name in &signed {
-            let values: Vec<&[u8]> = if *name == "host" {
-                req.host
-                    .or_else(|| req.headers.get(http::header::HOST))
-                    .map(|v| vec![v.as_bytes()])
-                    .unwrap_or_default()
-            } else {
-                req.headers
-                    .get_all(*name)
-                    .iter()
-                    .map(HeaderValue::as_bytes)
-                    .collect()
-            };
-            if values.is_empty() {
-                return Err(Sigv4Error::SignedHeaderMissing);
-            }
-            headers.push((name, values));
-        }
+        let headers = canonical::signed_values(&signed, req.host, req.headers)
+            .ok_or(Sigv4Error::SignedHeaderMissing)?;
 
         // Payload.
         let body_digest;

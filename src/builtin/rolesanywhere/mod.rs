@@ -135,7 +135,7 @@ async fn create(
         max_skew_secs: cfg.max_skew.as_secs() as i64,
         now: now_secs,
     };
-    signature::verify(&parsed, &parts.headers, &body, &expect)?;
+    signature::verify(&parsed, call.host, &parts.headers, &body, &expect)?;
     let resolved = mint::resolve(cfg, &parsed.arns)?;
     audit.anchor = Some(resolved.anchor.to_owned());
     audit.profile = Some(resolved.profile.name.clone());

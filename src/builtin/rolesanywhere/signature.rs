@@ -10,7 +10,7 @@
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
 use der::asn1::ObjectIdentifier;
 use der::Decode;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
@@ -37,9 +37,12 @@ pub struct Expect<'a> {
     pub now: i64,
 }
 
-/// Check the date, the scope, the signed headers, the serial and the signature.
+/// Check the date, the scope, the signed headers, the serial and the signature. `host` is
+/// the request's host as the check phase read it ([`crate::builtin::Call::host`]): the signed
+/// `host` is compared with it as the `sigv4` method does ([`canonical::signed_values`]).
 pub fn verify(
     req: &CreateSession<'_>,
+    host: Option<&HeaderValue>,
     headers: &HeaderMap,
     body: &[u8],
     expect: &Expect<'_>,
@@ -61,18 +64,8 @@ pub fn verify(
     if required.iter().any(|h| !auth.signed_headers.contains(h)) {
         return Err(Refusal::signature("header_not_signed"));
     }
-    let mut signed: Vec<(&str, Vec<&[u8]>)> = Vec::with_capacity(auth.signed_headers.len());
-    for name in &auth.signed_headers {
-        let values: Vec<&[u8]> = headers
-            .get_all(*name)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        if values.is_empty() {
-            return Err(Refusal::signature("signed_header_missing"));
-        }
-        signed.push((name, values));
-    }
+    let signed = canonical::signed_values(&auth.signed_headers, host, headers)
+        .ok_or_else(|| Refusal::signature("signed_header_missing"))?;
 
     let cert =
         Certificate::from_der(req.leaf.as_ref()).map_err(|_| Refusal::signature("bad_x509"))?;
