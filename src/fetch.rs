@@ -11,12 +11,11 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
+use crate::material::{client_builder, read_certs, ClientBuildError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -84,18 +83,17 @@ impl Fetcher {
         let tls = match uri.scheme_str() {
             Some("https") => {
                 let ca = ca.ok_or_else(|| FetchError::Ca("required for https".into()))?;
-                let mut roots = rustls::RootCertStore::empty();
-                let bytes =
-                    read_bounded(ca, MAX_FILE_SIZE).map_err(|e| FetchError::Ca(e.to_string()))?;
-                for c in CertificateDer::pem_slice_iter(&bytes) {
-                    let c = c.map_err(|e| FetchError::Ca(pem_error(&e)))?;
-                    roots.add(c).map_err(|e| FetchError::Ca(e.to_string()))?;
-                }
-                let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| FetchError::Ca(e.to_string()))?
-                    .with_root_certificates(roots)
+                // A bundle without a certificate would trust nothing: every fetch would
+                // fail on the server's certificate, far from the cause. Refused here.
+                let roots = read_certs(ca).map_err(|e| FetchError::Ca(e.to_string()))?;
+                let config = client_builder(roots)
+                    .map_err(|e| {
+                        FetchError::Ca(match e {
+                            ClientBuildError::Root(e) | ClientBuildError::Versions(e) => {
+                                e.to_string()
+                            }
+                        })
+                    })?
                     .with_no_client_auth();
                 Some(TlsConnector::from(Arc::new(config)))
             }

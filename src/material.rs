@@ -9,8 +9,10 @@
 //!   the byte lists of `rustls_pki_types::pem::Error`'s own text.
 //!
 //! The certificate and key files of the gateway's TLS (a listener's, an upstream's `tls`,
-//! `cluster.tls`) are read by [`read_certs`] and [`read_private_key`], and every TLS client
-//! made from them starts at [`client_builder`]; each caller puts the file and its config key
+//! `cluster.tls`, a JWKS provider's `jwks_ca`, and the credentials helper's `--cert`,
+//! `--chain` and `--ca`) are read by [`read_certs`] and [`read_private_key`], and the TLS
+//! clients made from them start at [`client_builder`] (the helper's may trust the system
+//! bundle and builds its own); each caller puts the file and its config key
 //! in front of the words of [`PemFileError`], and checks a key's permissions
 //! ([`key_mode_too_open`]) by its own policy before reading it.
 //!

@@ -26,7 +26,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::material::{pem_error, read_bounded, MAX_FILE_SIZE};
+use crate::material::{self, pem_error, read_bounded, MAX_FILE_SIZE};
 
 pub use output::Credentials;
 
@@ -246,15 +246,7 @@ impl Arn {
 
 /// Every certificate of a PEM file (the first is the leaf when it is `--cert`).
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes =
-        read_bounded(path, MAX_FILE_SIZE).map_err(|e| format!("{}: {e}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {}", path.display(), pem_error(&e)))?;
-    if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate found", path.display()));
-    }
-    Ok(certs)
+    material::read_certs(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The leaf's serial number (DER INTEGER content) and its public key bits.

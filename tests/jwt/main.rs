@@ -685,6 +685,42 @@ async fn https_jwks_is_fetched_with_the_configured_ca_only() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("first JWKS fetch failed: TLS"), "{err}");
+
+    // A jwks_ca without a certificate (empty, or a key by mistake) trusts nothing: refused
+    // by name at start and by `check`, not later as a TLS failure against the server.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, &pki.server.key_pem).unwrap();
+    for ca in [&empty, &key] {
+        let (_d, path) = common::write_config(
+            &pki,
+            &Spec {
+                body: body("tls-empty", &jwks_line(ca), ""),
+                ..Spec::default()
+            },
+        );
+        let config = portcullis::config::load(&path).unwrap();
+        let err = match portcullis::server::start(&config).await {
+            Ok(_) => panic!("started with a CA bundle holding no certificate"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("auth.jwt.tls-empty")
+                && err.contains("CA bundle: no CERTIFICATE PEM block found"),
+            "{err}"
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("no CERTIFICATE PEM block found"), "{text}");
+    }
 }
 
 #[tokio::test]
