@@ -146,3 +146,66 @@ async fn the_linger_is_bounded_and_the_connection_counted() {
     .await;
     gw.shutdown().await;
 }
+
+/// A shutdown the gateway starts (here `idle_timeout`) that hyper completes — the FIN is
+/// sent — is answered, even if the client never closes its side: the linger is cut 1 s
+/// later and the connection counted by its real reason, not as `shutdown_unanswered`.
+#[tokio::test]
+async fn an_idle_close_the_client_does_not_finish_keeps_its_reason() {
+    let pki = TestPki::new();
+    let gw = common::start(
+        &pki,
+        Spec {
+            listener: "idle_timeout = \"1s\"",
+            ..spec()
+        },
+    )
+    .await;
+    let alice = pki.client("alice");
+    let cfg = client::tls_config(&pki, &Opts::with(&alice));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // Wait for the gateway's FIN (close_notify, then end of stream), and stay open.
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the idle connection was shut down");
+    let closed = |reason: &str| format!("reason=\"{reason}\"");
+    common::wait_for_metric(
+        &gw,
+        "portcullis_connections_closed_total",
+        &[&closed("idle_timeout")],
+        1.0,
+    )
+    .await;
+    let text = gw.metrics().await;
+    assert_eq!(
+        common::metric(
+            &text,
+            "portcullis_connections_closed_total",
+            &[&closed("shutdown_unanswered")]
+        ),
+        0.0,
+        "{text}"
+    );
+    drop(tls);
+    gw.shutdown().await;
+}

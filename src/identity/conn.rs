@@ -73,6 +73,7 @@ pub struct WireSignals(AtomicU8);
 impl WireSignals {
     const DECIDED: u8 = 1;
     const RAPID_RESET: u8 = 2;
+    const LINGERING: u8 = 4;
 
     pub fn set_decided(&self) {
         self.0.fetch_or(Self::DECIDED, Ordering::Relaxed);
@@ -89,6 +90,16 @@ impl WireSignals {
 
     pub fn rapid_reset(&self) -> bool {
         self.0.load(Ordering::Relaxed) & Self::RAPID_RESET != 0
+    }
+
+    /// HTTP has ended and the connection is in its lingering close (FIN sent, the client's
+    /// remaining bytes being dropped): a shutdown the gateway began is complete on its side.
+    pub fn set_lingering(&self) {
+        self.0.fetch_or(Self::LINGERING, Ordering::Relaxed);
+    }
+
+    pub fn lingering(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & Self::LINGERING != 0
     }
 }
 

@@ -139,6 +139,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     // last); only those are removed. Most requests carry none; most backends' responses
     // carry `connection: keep-alive` alone, which is then one hashed removal instead of
     // eight (BENCHMARKS.md, round 2 and the keep-alive steps).
+    const CONNECTION_BIT: u8 = 1; // HOP_BY_HOP[0]
     const TE_BIT: u8 = 1 << HOP_BY_HOP_COUNT;
     let mut present = 0u8;
     for n in headers.keys() {
@@ -159,7 +160,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
             .iter()
             .all(|v| v.as_bytes().eq_ignore_ascii_case(b"keep-alive"))
     };
-    if present & 1 != 0 && !only_keep_alive() {
+    if present & CONNECTION_BIT != 0 && !only_keep_alive() {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()

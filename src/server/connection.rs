@@ -15,7 +15,9 @@
 //! A graceful shutdown the client does not complete — still open [`SHUTDOWN_GRACE`] after
 //! it started with no request in flight, or `drain_timeout` after it with one — ends in a
 //! hard close, `shutdown_unanswered`: hyper waits for the peer (the PING answer, the
-//! preface) for ever. A hard close drops hyper's connection, which closes the socket.
+//! preface) for ever. One whose HTTP has ended, in its lingering close ([`Watched`]) when
+//! the client has not closed its side, is cut [`SHUTDOWN_GRACE`] after the shutdown began
+//! and keeps its reason (`idle_timeout`, `drain`, `revoked`). A hard close drops hyper's connection, which closes the socket.
 //! hyper's graceful shutdown sends GOAWAY `NO_ERROR` even for resets: it has no way to send
 //! another code (`ENHANCE_YOUR_CALM` is h2's own, for the limits h2 enforces itself).
 //!
@@ -265,6 +267,11 @@ impl<'a> Timers<'a> {
                 Wake::HardClose(Close::RapidReset)
             }
             Some((Close::RapidReset, _)) => Wake::Nothing,
+            // hyper finished and the close lingers (FIN sent, the client has not closed
+            // yet): the shutdown was answered; end it with its own reason.
+            Some((why, since)) if conn.wire.lingering() && now >= since + SHUTDOWN_GRACE => {
+                Wake::HardClose(why)
+            }
             Some((_, since))
                 if Self::quiet(conn, since, now) >= SHUTDOWN_GRACE
                     || now >= since + self.limits.drain_timeout =>

@@ -357,6 +357,7 @@ impl<IO: AsyncWrite + Served + Unpin> AsyncWrite for Watched<IO> {
                 if this.eof {
                     return Poll::Ready(Ok(()));
                 }
+                this.conn.wire.set_lingering();
                 this.linger.insert(Box::new(Linger::new()))
             }
         };
