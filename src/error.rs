@@ -24,6 +24,8 @@ pub enum ErrorKind {
     NoRoute,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// A request framed with a transfer coding the gateway does not implement (501).
+    NotImplemented,
     UpstreamUnavailable,
     UpstreamTimeout,
     Internal,
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::NoRoute => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,7 +58,8 @@ impl ErrorKind {
             | ErrorKind::SignatureRejected
             | ErrorKind::NoRoute
             | ErrorKind::MethodNotAllowed
-            | ErrorKind::PayloadTooLarge => true,
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::NotImplemented => true,
             ErrorKind::UpstreamUnavailable | ErrorKind::UpstreamTimeout | ErrorKind::Internal => {
                 false
             }
@@ -72,6 +76,7 @@ impl ErrorKind {
             ErrorKind::NoRoute => "no_route",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::NotImplemented => "not_implemented",
             ErrorKind::UpstreamUnavailable => "upstream_unavailable",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::Internal => "internal",

@@ -1,0 +1,234 @@
+//! Request framing on HTTP/1.1: a corpus of the ambiguous and malformed messages request
+//! smuggling is built from (RFC 9112 §6, the CL/TE cases of the README, the classic
+//! CL.TE / TE.CL / TE.TE variants, chunk-size and line-ending tricks, llhttp's and HTTP
+//! Garden's framing cases). For each: what the client gets back, and what the backend sees.
+//! The rule under test: one message in is at most one message out, framed by the gateway
+//! (the backend never parses the client's framing), and a message whose framing is
+//! ambiguous is refused before anything reaches the backend.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::client;
+use common::origin::Origin;
+use common::{Opts, Spec, TestPki};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What came back for a raw exchange: every status line's code, and the whole text.
+struct Answer {
+    statuses: Vec<u16>,
+    text: String,
+}
+
+/// Send `wire` on a new mTLS connection and read everything the gateway answers until it
+/// closes (it closes after a refusal; the well-framed cases end with `connection: close`),
+/// or 10 s.
+/// The client does not close its side first: hyper stops reading pipelined requests once
+/// it sees the client's end of stream.
+async fn exchange(gw: &common::TestGateway, pki: &TestPki, wire: &[u8]) -> Answer {
+    let alice = pki.client("alice");
+    let cfg = client::tls_config(pki, &Opts::with(&alice));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(wire).await.unwrap();
+    let mut all = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut all)).await;
+    let mut text = String::from_utf8_lossy(&all).into_owned();
+    if read.is_err() {
+        // Kept open: an answer the caller did not expect (all expected ones close).
+        text.push_str("\n[the gateway kept the connection open]");
+    }
+    let statuses = text
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
+        .collect();
+    Answer { statuses, text }
+}
+
+async fn setup() -> (TestPki, Origin, common::TestGateway) {
+    let pki = TestPki::new();
+    let origin = Origin::start().await;
+    let gw = common::start(
+        &pki,
+        Spec {
+            body: common::backend_route(origin.addr, ""),
+            ..Spec::default()
+        },
+    )
+    .await;
+    (pki, origin, gw)
+}
+
+fn paths(origin: &Origin) -> Vec<String> {
+    origin
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path_and_query.clone())
+        .collect()
+}
+
+const H: &str = "host: localhost\r\n";
+const CLOSE: &str = "connection: close\r\n";
+
+/// Messages whose framing is ambiguous or malformed: 400 (or 501 for a transfer coding
+/// the gateway does not implement), and nothing reaches the backend. (`connection: close`
+/// only makes the gateway close after a refusal it would otherwise keep the connection
+/// open for.)
+#[tokio::test]
+async fn ambiguous_framing_is_refused_before_the_backend() {
+    let (pki, origin, gw) = setup().await;
+    let cases: Vec<(&str, String, u16)> = vec![
+        // Two lengths.
+        ("CL twice, different", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: 5\r\ncontent-length: 6\r\n\r\nhello!"), 400),
+        ("CL list of two values", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: 5, 6\r\n\r\nhello!"), 400),
+        ("CL with a sign", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: +5\r\n\r\nhello"), 400),
+        ("CL in hex", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: 0x5\r\n\r\nhello"), 400),
+        ("CL with inner space", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: 5 5\r\n\r\nhello"), 400),
+        ("CL negative", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: -1\r\n\r\nhello"), 400),
+        ("CL overflowing u64", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}content-length: 99999999999999999999\r\n\r\nhello"), 400),
+        // Transfer-Encoding the gateway must not half-understand.
+        ("TE chunked not last", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        ("TE two lines, chunked first", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\ntransfer-encoding: x\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        ("TE xchunked", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        ("TE gzip, chunked", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 501),
+        ("TE chunked twice", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        ("TE identity, chunked", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: identity\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 501),
+        ("TE on HTTP/1.0", format!("POST /a HTTP/1.0\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        // Header syntax that parsers read differently.
+        ("space before the colon", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        ("obs-fold of TE", format!("POST /a HTTP/1.1\r\n{H}{CLOSE}transfer-encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        ("header line starting with a space", format!("POST /a HTTP/1.1\r\n {H}content-length: 5\r\n\r\nhello"), 400),
+        ("NUL in a header value", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}x-a: a\0b\r\n\r\n"), 400),
+        ("bare CR in a header value", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}x-a: a\rb\r\n\r\n"), 400),
+        ("no colon", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}content-length 5\r\n\r\nhello"), 400),
+        ("two hosts", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}host: other\r\n\r\n"), 400),
+    ];
+    for (what, wire, status) in &cases {
+        let a = exchange(&gw, &pki, wire.as_bytes()).await;
+        assert_eq!(
+            a.statuses,
+            [*status],
+            "{what}: {} / backend saw {:?}",
+            a.text,
+            paths(&origin)
+        );
+        if *status == 501 {
+            assert!(
+                a.text.contains("x-portcullis-error: not_implemented"),
+                "{what}: {}",
+                a.text
+            );
+        }
+        assert_eq!(
+            paths(&origin),
+            Vec::<String>::new(),
+            "{what} reached the backend"
+        );
+    }
+    gw.shutdown().await;
+}
+
+/// Chunked bodies the decoder must refuse: the request may have reached the backend (its
+/// head goes before the body), but never whole, and nothing after it is read as a request.
+#[tokio::test]
+async fn malformed_chunks_end_the_connection_and_smuggle_nothing() {
+    let (pki, origin, gw) = setup().await;
+    let smuggled = format!("GET /smuggled HTTP/1.1\r\n{H}\r\n");
+    let cases: Vec<(&str, String)> = vec![
+        ("chunk size not hex", format!("POST /body HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\n5x\r\nhello\r\n0\r\n\r\n{smuggled}")),
+        ("chunk size overflow", format!("POST /body HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n{smuggled}")),
+        ("chunk shorter than its size", format!("POST /body HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\n9\r\nhello\r\n0\r\n\r\n{smuggled}")),
+        ("chunk longer than its size", format!("POST /body HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n{smuggled}")),
+        ("negative chunk size", format!("POST /body HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n{smuggled}")),
+        ("chunk data without CRLF", format!("POST /body HTTP/1.1\r\n{H}{CLOSE}transfer-encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n{smuggled}")),
+    ];
+    for (what, wire) in &cases {
+        let a = exchange(&gw, &pki, wire.as_bytes()).await;
+        assert!(
+            !a.text.contains("/smuggled") && !paths(&origin).iter().any(|p| p == "/smuggled"),
+            "{what}: {}",
+            a.text
+        );
+        assert!(
+            a.statuses.iter().all(|s| *s == 400),
+            "{what}: only a refusal comes back: {}",
+            a.text
+        );
+        assert!(
+            !a.text.contains("hello"),
+            "{what}: the backend never echoed a whole body: {}",
+            a.text
+        );
+    }
+    gw.shutdown().await;
+}
+
+/// What is well framed goes through as exactly the messages it is: the README's CL+TE rule,
+/// pipelining, a body followed by a request, a length of 0, chunk extensions, trailers,
+/// `expect: 100-continue`, and the line endings RFC 9112 lets a server accept.
+#[tokio::test]
+async fn well_framed_messages_arrive_as_exactly_those_messages() {
+    let (pki, origin, gw) = setup().await;
+    let cases: Vec<(&str, String, Vec<&str>, Vec<u16>)> = vec![
+        (
+            "CL and TE: framed by TE, CL dropped, closed after",
+            format!("POST /body HTTP/1.1\r\n{H}content-length: 40\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\n"),
+            vec!["/body"],
+            vec![200],
+        ),
+        (
+            "pipelined",
+            format!("GET /a HTTP/1.1\r\n{H}\r\nGET /b HTTP/1.1\r\n{H}{CLOSE}\r\n"),
+            vec!["/a", "/b"],
+            vec![200, 200],
+        ),
+        (
+            "a body then a request",
+            format!("POST /body HTTP/1.1\r\n{H}content-length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\n{H}{CLOSE}\r\n"),
+            vec!["/body", "/c"],
+            vec![200, 200],
+        ),
+        (
+            "length 0 then a request",
+            format!("POST /d HTTP/1.1\r\n{H}content-length: 0\r\n\r\nGET /e HTTP/1.1\r\n{H}{CLOSE}\r\n"),
+            vec!["/d", "/e"],
+            vec![200, 200],
+        ),
+        (
+            "chunk extension and trailer",
+            format!("POST /body HTTP/1.1\r\n{H}transfer-encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\nGET /f HTTP/1.1\r\n{H}{CLOSE}\r\n"),
+            vec!["/body", "/f"],
+            vec![200, 200],
+        ),
+        (
+            "expect 100-continue with the body sent at once",
+            format!("POST /body HTTP/1.1\r\n{H}{CLOSE}expect: 100-continue\r\ncontent-length: 5\r\n\r\nhello"),
+            vec!["/body"],
+            vec![200],
+        ),
+    ];
+    for (what, wire, want_paths, want_statuses) in &cases {
+        origin.seen.lock().unwrap().clear();
+        let a = exchange(&gw, &pki, wire.as_bytes()).await;
+        let finals: Vec<u16> = a.statuses.iter().copied().filter(|s| *s != 100).collect();
+        assert_eq!(&finals, want_statuses, "{what}: {}", a.text);
+        assert_eq!(&paths(&origin), want_paths, "{what}: {}", a.text);
+        if wire.contains("POST /body") {
+            assert!(
+                a.text.contains("hello"),
+                "{what}: the body arrived whole: {}",
+                a.text
+            );
+        }
+        assert!(!a.text.contains("/smuggled"), "{what}: {}", a.text);
+    }
+    gw.shutdown().await;
+}
