@@ -29,13 +29,7 @@ async fn tls(
     who: &Leaf,
     alpn: Option<&[u8]>,
 ) -> TlsStream<TcpStream> {
-    let mut cfg = client::tls_config(pki, &Opts::with(who));
-    cfg.alpn_protocols = alpn.map(|a| vec![a.to_vec()]).unwrap_or_default();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap()
+    client::raw_tls(addr, pki, who, alpn).await
 }
 
 /// Read (never write) until the gateway closes the connection, at most `limit`: whether it

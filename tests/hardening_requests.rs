@@ -6,7 +6,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -61,13 +60,7 @@ async fn gateway(
 /// Raw bytes over TLS as `who` (hyper's client would mend some of these requests); what the
 /// gateway answered before it closed the connection.
 async fn raw_http1(addr: SocketAddr, pki: &TestPki, who: &Leaf, request: &[u8]) -> String {
-    let cfg = client::tls_config(pki, &Opts::with(who));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = client::raw_tls(addr, pki, who, None).await;
     tls.write_all(request).await.unwrap();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer));

@@ -10,11 +10,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::client;
-use common::{Opts, TestPki};
+use common::TestPki;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -24,15 +23,7 @@ const IDLE: Duration = Duration::from_millis(300);
 
 /// One TLS connection as `alice`, offering `alpn` (none: hyper-util sniffs the protocol).
 async fn connect(addr: SocketAddr, pki: &TestPki, alpn: Option<&[u8]>) -> TlsStream<TcpStream> {
-    let alice = pki.client("alice");
-    let mut cfg = client::tls_config(pki, &Opts::with(&alice));
-    cfg.alpn_protocols = alpn.map(|p| vec![p.to_vec()]).unwrap_or_default();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap()
+    client::raw_tls(addr, pki, &pki.client("alice"), alpn).await
 }
 
 /// One HTTP/1.1 response read off the stream: (status, body). Every answer here has a

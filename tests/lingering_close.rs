@@ -81,15 +81,7 @@ async fn the_linger_is_bounded_and_the_connection_counted() {
     let pki = TestPki::new();
     let gw = common::start(&pki, spec()).await;
     let alice = pki.client("alice");
-    let cfg = client::tls_config(&pki, &Opts::with(&alice));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let tls = client::raw_tls(gw.addr, &pki, &alice, None).await;
     let (mut rd, mut wr) = tokio::io::split(tls);
     // Declares a body of 1 GiB and keeps sending it, for ever if let.
     let writer = tokio::spawn(async move {
@@ -162,15 +154,7 @@ async fn an_idle_close_the_client_does_not_finish_keeps_its_reason() {
     )
     .await;
     let alice = pki.client("alice");
-    let cfg = client::tls_config(&pki, &Opts::with(&alice));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = client::raw_tls(gw.addr, &pki, &alice, None).await;
     tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();

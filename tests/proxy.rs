@@ -225,15 +225,7 @@ async fn content_length_with_transfer_encoding_cannot_smuggle() {
     let pki = TestPki::new();
     let gw = common::start(&pki, Spec::default()).await;
     let alice = pki.client("alice");
-    let cfg = client::tls_config(&pki, &Opts::with(&alice));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = client::raw_tls(gw.addr, &pki, &alice, None).await;
     tls.write_all(
         b"POST /first HTTP/1.1\r\nhost: localhost\r\ncontent-length: 40\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: localhost\r\n\r\n",
     )

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::client;
 use common::origin::Origin;
-use common::{Opts, Spec, TestPki};
+use common::{Spec, TestPki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What came back for a raw exchange: every status line's code, and the whole text.
@@ -28,14 +27,7 @@ struct Answer {
 /// The client does not close its side first: hyper stops reading pipelined requests once
 /// it sees the client's end of stream.
 async fn exchange(gw: &common::TestGateway, pki: &TestPki, wire: &[u8]) -> Answer {
-    let alice = pki.client("alice");
-    let cfg = client::tls_config(pki, &Opts::with(&alice));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut tls = client::raw_tls(gw.addr, pki, &pki.client("alice"), None).await;
     tls.write_all(wire).await.unwrap();
     let mut all = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut all)).await;

@@ -100,6 +100,23 @@ pub fn tls_config(pki: &TestPki, opts: &Opts) -> rustls::ClientConfig {
     cfg
 }
 
+/// A bare TLS connection as `who` offering `alpn` (none: the gateway sniffs the protocol),
+/// for tests that write raw bytes.
+pub async fn raw_tls(
+    addr: SocketAddr,
+    pki: &TestPki,
+    who: &Leaf,
+    alpn: Option<&[u8]>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut cfg = tls_config(pki, &Opts::with(who));
+    cfg.alpn_protocols = alpn.map(|a| vec![a.to_vec()]).unwrap_or_default();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
 /// One connection, ready to send requests on.
 pub enum Conn {
     H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
