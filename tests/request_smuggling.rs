@@ -101,6 +101,10 @@ async fn ambiguous_framing_is_refused_before_the_backend() {
         ("NUL in a header value", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}x-a: a\0b\r\n\r\n"), 400),
         ("bare CR in a header value", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}x-a: a\rb\r\n\r\n"), 400),
         ("no colon", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}content-length 5\r\n\r\nhello"), 400),
+        // Request targets that are not origin-form or absolute-form.
+        ("CONNECT authority-form", format!("CONNECT 127.0.0.1:22 HTTP/1.1\r\n{CLOSE}host: 127.0.0.1:22\r\n\r\n"), 400),
+        ("asterisk-form", format!("OPTIONS * HTTP/1.1\r\n{H}{CLOSE}\r\n"), 400),
+        ("space in the target", format!("GET /a b HTTP/1.1\r\n{H}{CLOSE}\r\n"), 400),
         ("two hosts", format!("GET /a HTTP/1.1\r\n{H}{CLOSE}host: other\r\n\r\n"), 400),
     ];
     for (what, wire, status) in &cases {
