@@ -54,17 +54,41 @@ impl ClientBodyWatch {
     }
 }
 
-/// The client's request body as the pipeline forwards it: frames pass through unchanged,
-/// and an error marks the [`ClientBodyWatch`] (if any: a request without a body has none).
-#[derive(Debug)]
+/// Removes the trailer fields of a client's request that the backend must not take from
+/// the client (the pipeline's rules: identity names, what the gateway sets).
+pub trait TrailerFilter: Send + Sync {
+    fn strip(&self, trailers: &mut http::HeaderMap);
+}
+
+/// The client's request body as the pipeline forwards it: data passes through unchanged,
+/// trailers through `trailers` (none: a request without a body), and an error marks the
+/// [`ClientBodyWatch`] (if any: a request without a body has none).
 pub struct ClientBody<B> {
     inner: B,
     watch: Option<ClientBodyWatch>,
+    trailers: Option<Arc<dyn TrailerFilter>>,
+}
+
+impl<B: std::fmt::Debug> std::fmt::Debug for ClientBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBody")
+            .field("inner", &self.inner)
+            .field("watch", &self.watch)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B> ClientBody<B> {
-    pub fn new(inner: B, watch: Option<ClientBodyWatch>) -> Self {
-        ClientBody { inner, watch }
+    pub fn new(
+        inner: B,
+        watch: Option<ClientBodyWatch>,
+        trailers: Option<Arc<dyn TrailerFilter>>,
+    ) -> Self {
+        ClientBody {
+            inner,
+            watch,
+            trailers,
+        }
     }
 }
 
@@ -76,9 +100,19 @@ impl<B: Body + Unpin> Body for ClientBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let (Poll::Ready(Some(Err(_))), Some(w)) = (&polled, &self.watch) {
-            w.0.store(true, Ordering::Release);
+        let mut polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &mut polled {
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(w) = &self.watch {
+                    w.0.store(true, Ordering::Release);
+                }
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(t), Some(filter)) = (frame.trailers_mut(), &self.trailers) {
+                    filter.strip(t);
+                }
+            }
+            _ => {}
         }
         polled
     }

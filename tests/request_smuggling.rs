@@ -380,3 +380,137 @@ async fn raw_h2(
     .await
     .expect("the gateway decides the stream within 10 s")
 }
+
+/// A backend that keeps the raw bytes of the first request it reads (until the end of a
+/// chunked body, or 2 s) and answers 200.
+async fn raw_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("\r\n0\r\n") {
+                    if text[end + 5..].contains("\r\n") && text.ends_with("\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+    });
+    (addr, rx)
+}
+
+/// Trailers of a chunked request are fields the backend may read like headers (many
+/// frameworks merge them): an identity a client puts there is not forwarded, as in the
+/// headers.
+#[tokio::test]
+async fn request_trailers_cannot_carry_a_forged_identity() {
+    let pki = TestPki::new();
+    // Plain, and announcing the trailers (`te: trailers` is forwarded, for gRPC).
+    for announce in [
+        "",
+        "te: trailers\r\ntrailer: x-client-subject, x-checksum\r\n",
+    ] {
+        let (backend, raw) = raw_backend().await;
+        let gw = common::start(
+            &pki,
+            Spec {
+                body: common::backend_route(backend, ""),
+                ..Spec::default()
+            },
+        )
+        .await;
+        let wire = format!(
+            "POST /upload HTTP/1.1\r\n{H}{CLOSE}{announce}transfer-encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\nx-client-subject: CN=admin\r\n\
+             x-forwarded-client-cert: Hash=forged\r\nx_client_role: root\r\nx-checksum: 1\r\n\r\n"
+        );
+        let a = exchange(&gw, &pki, wire.as_bytes()).await;
+        assert_eq!(a.statuses, [200], "{}", a.text);
+        let seen = tokio::time::timeout(Duration::from_secs(10), raw)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(seen.contains("hello"), "{seen}");
+        for forged in ["CN=admin", "Hash=forged", "root"] {
+            assert!(
+                !seen.contains(forged),
+                "{forged} reached the backend: {seen}"
+            );
+        }
+        if !announce.is_empty() {
+            // What is announced is forwarded: the harmless trailer arrives.
+            assert!(seen.contains("x-checksum: 1"), "{seen}");
+        }
+        gw.shutdown().await;
+    }
+
+    // The same over HTTP/2 (trailers are a HEADERS frame after the DATA).
+    let (backend, raw) = raw_backend().await;
+    let gw = common::start(
+        &pki,
+        Spec {
+            body: common::backend_route(backend, ""),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let tls = client::raw_tls(gw.addr, &pki, &pki.client("alice"), Some(b"h2")).await;
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::post("https://localhost/upload")
+        .header("te", "trailers")
+        .header("trailer", "x-client-subject, x-checksum")
+        .body(())
+        .unwrap();
+    let mut send = send.ready().await.unwrap();
+    let (resp, mut body) = send.send_request(req, false).unwrap();
+    body.send_data(bytes::Bytes::from_static(b"hello"), false)
+        .unwrap();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-client-subject", "CN=admin".parse().unwrap());
+    trailers.insert("x-forwarded-client-cert", "Hash=forged".parse().unwrap());
+    trailers.insert("x-checksum", "1".parse().unwrap());
+    body.send_trailers(trailers).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), resp)
+        .await
+        .unwrap()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let seen = tokio::time::timeout(Duration::from_secs(10), raw)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seen.contains("hello"), "{seen}");
+    for forged in ["CN=admin", "Hash=forged"] {
+        assert!(
+            !seen.contains(forged),
+            "{forged} reached the backend over HTTP/2: {seen}"
+        );
+    }
+    assert!(
+        seen.contains("x-checksum: 1"),
+        "the trailers were forwarded: {seen}"
+    );
+    driver.abort();
+    gw.shutdown().await;
+}

@@ -129,6 +129,43 @@ pub fn set_sigv4_identity(headers: &mut HeaderMap, cred: &crate::auth::sigv4::Cr
     }
 }
 
+/// The trailer fields of a client's request that are not forwarded: every name the
+/// headers' rules strip or the gateway sets (an identity forged there would reach a
+/// backend that merges trailers into headers, as many frameworks do), any name with `_`,
+/// and the fields RFC 9110 §6.5.1 keeps out of trailers (framing, routing,
+/// authentication, the connection's own).
+pub fn strip_request_trailers(trailers: &mut HeaderMap) {
+    let forbidden = |n: &str| {
+        n.contains('_')
+            || n == conn::XFCC
+            || n.starts_with(conn::X_CLIENT_PREFIX)
+            || SET_BY_GATEWAY.contains(&n)
+            || HOP_BY_HOP.iter().any(|h| h.as_str() == n)
+            || matches!(
+                n,
+                "te" | "trailer"
+                    | "host"
+                    | "content-length"
+                    | "content-type"
+                    | "content-encoding"
+                    | "authorization"
+                    | "proxy-authorization"
+                    | "cookie"
+                    | "x-amz-date"
+                    | "x-amz-security-token"
+                    | "x-amz-content-sha256"
+            )
+    };
+    let remove: Vec<HeaderName> = trailers
+        .keys()
+        .filter(|n| forbidden(n.as_str()))
+        .cloned()
+        .collect();
+    for name in remove {
+        trailers.remove(name);
+    }
+}
+
 /// Remove hop-by-hop headers from a response before it goes back to the client.
 pub fn rewrite_response(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers, false);
@@ -332,6 +369,29 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("te"));
         remove_hop_by_hop(&mut h, true);
         assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn request_trailers_lose_identity_and_forbidden_fields() {
+        let mut t = HeaderMap::new();
+        for (n, v) in [
+            ("x-client-subject", "CN=admin"),
+            ("x-forwarded-client-cert", "Hash=forged"),
+            ("x_client_role", "root"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("host", "admin.internal"),
+            ("content-length", "5"),
+            ("authorization", "Bearer x"),
+            ("connection", "close"),
+            ("grpc-status", "0"),
+            ("x-checksum", "1"),
+        ] {
+            t.insert(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        strip_request_trailers(&mut t);
+        let mut kept: Vec<&str> = t.keys().map(|n| n.as_str()).collect();
+        kept.sort();
+        assert_eq!(kept, ["grpc-status", "x-checksum"]);
     }
 
     fn with_underscores() -> HeaderMap {

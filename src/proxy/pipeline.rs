@@ -100,6 +100,15 @@ pub async fn handle(
     Ok(resp.map(|b| LoggedBody::new(b, rec, shared.access_log.clone())))
 }
 
+/// A request's trailers lose what its headers lose: the identity names, what the gateway
+/// sets, what a JWT provider forwards from claims, and the fields kept out of trailers.
+impl body::TrailerFilter for Snapshot {
+    fn strip(&self, trailers: &mut http::HeaderMap) {
+        headers::strip_request_trailers(trailers);
+        self.jwt.strip_forwarded(trailers);
+    }
+}
+
 /// The refusal line of a refused request (rate-limited per reason): who, where, why.
 fn log_refusal(conn: &ConnInfo, rec: &AccessRecord, e: &GatewayError) {
     if !e.kind.is_refusal() {
@@ -168,7 +177,7 @@ fn transfer_coding_refusal(headers: &http::HeaderMap) -> Option<(&'static str, G
 }
 
 async fn process(
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
     trust: &TrustState,
     conn: &ConnInfo,
     req: Request<Incoming>,
@@ -178,7 +187,10 @@ async fn process(
     // A body that fails to arrive whole is the client's fault (400 `bad_request_body`),
     // whatever the upstream side then reports. Watched only when there is a body.
     let watch = (!incoming.is_end_stream()).then(body::ClientBodyWatch::default);
-    let incoming = body::ClientBody::new(incoming, watch.clone());
+    let trailers = watch
+        .is_some()
+        .then(|| snapshot.clone() as Arc<dyn body::TrailerFilter>);
+    let incoming = body::ClientBody::new(incoming, watch.clone(), trailers);
 
     // 1. check
     if parts.headers.contains_key(header::CONTENT_LENGTH)
