@@ -416,6 +416,18 @@ async fn raw_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<
     (addr, rx)
 }
 
+/// A gateway whose route `/` goes to a [`raw_backend`], and what that backend will read.
+async fn gateway_to_raw_backend(
+    pki: &TestPki,
+) -> (common::TestGateway, tokio::sync::oneshot::Receiver<String>) {
+    let (backend, raw) = raw_backend().await;
+    let spec = Spec {
+        body: common::backend_route(backend, ""),
+        ..Spec::default()
+    };
+    (common::start(pki, spec).await, raw)
+}
+
 /// Trailers of a chunked request are fields the backend may read like headers (many
 /// frameworks merge them): an identity a client puts there is not forwarded, as in the
 /// headers.
@@ -427,15 +439,7 @@ async fn request_trailers_cannot_carry_a_forged_identity() {
         "",
         "te: trailers\r\ntrailer: x-client-subject, x-checksum\r\n",
     ] {
-        let (backend, raw) = raw_backend().await;
-        let gw = common::start(
-            &pki,
-            Spec {
-                body: common::backend_route(backend, ""),
-                ..Spec::default()
-            },
-        )
-        .await;
+        let (gw, raw) = gateway_to_raw_backend(&pki).await;
         let wire = format!(
             "POST /upload HTTP/1.1\r\n{H}{CLOSE}{announce}transfer-encoding: chunked\r\n\r\n\
              5\r\nhello\r\n0\r\nx-client-subject: CN=admin\r\n\
@@ -462,15 +466,7 @@ async fn request_trailers_cannot_carry_a_forged_identity() {
     }
 
     // The same over HTTP/2 (trailers are a HEADERS frame after the DATA).
-    let (backend, raw) = raw_backend().await;
-    let gw = common::start(
-        &pki,
-        Spec {
-            body: common::backend_route(backend, ""),
-            ..Spec::default()
-        },
-    )
-    .await;
+    let (gw, raw) = gateway_to_raw_backend(&pki).await;
     let tls = client::raw_tls(gw.addr, &pki, &pki.client("alice"), Some(b"h2")).await;
     let (send, conn) = h2::client::handshake(tls).await.unwrap();
     let driver = tokio::spawn(async move {
