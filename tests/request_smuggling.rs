@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::client;
-use common::origin::Origin;
+use common::origin::{self, Origin};
 use common::{Spec, TestPki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -381,46 +381,12 @@ async fn raw_h2(
     .expect("the gateway decides the stream within 10 s")
 }
 
-/// A backend that keeps the raw bytes of the first request it reads (until the end of a
-/// chunked body, or 2 s) and answers 200.
-async fn raw_backend() -> (std::net::SocketAddr, tokio::sync::oneshot::Receiver<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let Ok((mut tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-                let text = String::from_utf8_lossy(&got);
-                if let Some(end) = text.find("\r\n0\r\n") {
-                    if text[end + 5..].contains("\r\n") && text.ends_with("\r\n\r\n") {
-                        break;
-                    }
-                }
-            }
-        })
-        .await;
-        let _ = tcp
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .await;
-        let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
-    });
-    (addr, rx)
-}
-
-/// A gateway whose route `/` goes to a [`raw_backend`], and what that backend will read.
+/// A gateway whose route `/` goes to a raw backend ([`origin::raw_once`]), and what that
+/// backend will read.
 async fn gateway_to_raw_backend(
     pki: &TestPki,
 ) -> (common::TestGateway, tokio::sync::oneshot::Receiver<String>) {
-    let (backend, raw) = raw_backend().await;
+    let (backend, raw) = origin::raw_once().await;
     let spec = Spec {
         body: common::backend_route(backend, ""),
         ..Spec::default()

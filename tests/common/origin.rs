@@ -173,3 +173,39 @@ fn futures_stream(
     }
     Iter(frames.into_iter())
 }
+
+/// A backend that keeps the raw bytes of the first request it reads (until the end of a
+/// chunked body, or 2 s) and answers 200.
+pub async fn raw_once() -> (SocketAddr, tokio::sync::oneshot::Receiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok((mut tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("\r\n0\r\n") {
+                    if text[end + 5..].contains("\r\n") && text.ends_with("\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+    });
+    (addr, rx)
+}

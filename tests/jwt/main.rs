@@ -5,6 +5,7 @@
 mod common;
 mod pyjwt;
 mod support;
+mod trailers;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
