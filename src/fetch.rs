@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::material::{client_builder, read_certs, ClientBuildError};
+use crate::material::{client_builder, read_certs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -87,13 +87,7 @@ impl Fetcher {
                 // fail on the server's certificate, far from the cause. Refused here.
                 let roots = read_certs(ca).map_err(|e| FetchError::Ca(e.to_string()))?;
                 let config = client_builder(roots)
-                    .map_err(|e| {
-                        FetchError::Ca(match e {
-                            ClientBuildError::Root(e) | ClientBuildError::Versions(e) => {
-                                e.to_string()
-                            }
-                        })
-                    })?
+                    .map_err(|e| FetchError::Ca(e.to_string()))?
                     .with_no_client_auth();
                 Some(TlsConnector::from(Arc::new(config)))
             }

@@ -110,12 +110,15 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemFileEr
     PrivateKeyDer::from_pem_slice(&bytes).map_err(PemFileError::NoKey)
 }
 
-/// Why [`client_builder`] failed.
-#[derive(Debug)]
+/// Why [`client_builder`] failed (its text is rustls's; callers that name the file match
+/// on the variant).
+#[derive(Debug, thiserror::Error)]
 pub enum ClientBuildError {
     /// A certificate of the CA bundle is not a usable trust anchor.
+    #[error("{0}")]
     Root(rustls::Error),
     /// rustls refused the provider's default protocol versions.
+    #[error("{0}")]
     Versions(rustls::Error),
 }
 

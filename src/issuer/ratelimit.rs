@@ -30,13 +30,13 @@ pub struct Limiter<K> {
 
 /// The GCRA's two numbers for `rate` and `burst`: the emission interval, and the
 /// tolerance (how far ahead of now a key's arrival time may run: `burst - 1` intervals).
-/// The fleet-wide limiter (`cluster::Cluster::limit`) takes the same.
-pub fn gcra(rate: Rate, burst: u32) -> (Duration, Duration) {
+/// The fleet-wide limiter (`cluster::Cluster::limit`) takes the same ([`Limiter::gcra`]).
+fn gcra(rate: Rate, burst: u32) -> (Duration, Duration) {
     let interval = rate.interval().max(Duration::from_nanos(1));
     (interval, interval.saturating_mul(burst.max(1) - 1))
 }
 
-impl<K: Hash + Eq + Clone> Limiter<K> {
+impl<K: Hash + Eq> Limiter<K> {
     pub fn new(rate: Rate, burst: u32) -> Limiter<K> {
         let (interval, tolerance) = gcra(rate, burst);
         Limiter {
@@ -48,23 +48,43 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
     }
 
+    /// The GCRA's interval and tolerance this limiter runs ([`gcra`]), for the fleet-wide
+    /// limiter to run the same.
+    pub fn gcra(&self) -> (Duration, Duration) {
+        (
+            Duration::from_nanos(self.interval),
+            Duration::from_nanos(self.tolerance),
+        )
+    }
+
     /// `Ok` if a request for `key` may pass now (and count it), else how long to wait.
-    pub fn check(&self, key: &K) -> Result<(), Duration> {
+    /// `key` may be a borrowed form (`&str` for `String` keys): it is copied only when a
+    /// key is tracked for the first time.
+    pub fn check<Q>(&self, key: &Q) -> Result<(), Duration>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let now = self.start.elapsed().as_nanos() as u64;
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         // Poisoning only means another request panicked mid-update; the map is intact.
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        if tat - now > self.tolerance {
-            return Err(Duration::from_nanos(tat - now - self.tolerance));
+        if let Some(tat) = map.get_mut(key) {
+            let t = (*tat).max(now);
+            if t - now > self.tolerance {
+                return Err(Duration::from_nanos(t - now - self.tolerance));
+            }
+            *tat = t + self.interval;
+            return Ok(());
         }
-        if !map.contains_key(key) && map.len() >= CAPACITY / SHARDS {
+        if map.len() >= CAPACITY / SHARDS {
             map.retain(|_, t| *t > now);
             if map.len() >= CAPACITY / SHARDS {
                 return Ok(());
             }
         }
-        map.insert(key.clone(), tat + self.interval);
+        // A new key's bucket is full: it passes (a tolerance of 0 still lets one through).
+        map.insert(key.to_owned(), now + self.interval);
         Ok(())
     }
 }
@@ -72,6 +92,18 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn string_keys_are_checked_by_str_and_report_their_gcra() {
+        let rate = Rate::parse("2/s").unwrap();
+        let l: Limiter<String> = Limiter::new(rate, 2);
+        assert_eq!(l.gcra(), gcra(rate, 2));
+        assert_eq!(l.gcra().0, Duration::from_millis(500));
+        assert!(l.check("client-1").is_ok());
+        assert!(l.check("client-1").is_ok());
+        assert!(l.check("client-1").is_err(), "burst of 2 spent");
+        assert!(l.check("client-2").is_ok());
+    }
 
     #[test]
     fn burst_then_refused_with_a_wait() {

@@ -137,8 +137,7 @@ pub fn set_sigv4_identity(headers: &mut HeaderMap, cred: &crate::auth::sigv4::Cr
 pub fn strip_request_trailers(trailers: &mut HeaderMap) {
     let forbidden = |n: &str| {
         n.contains('_')
-            || n == conn::XFCC
-            || n.starts_with(conn::X_CLIENT_PREFIX)
+            || is_identity_header(n)
             || SET_BY_GATEWAY.contains(&n)
             || HOP_BY_HOP.iter().any(|h| h.as_str() == n)
             || matches!(
@@ -246,7 +245,7 @@ fn strip_client_headers(
             underscores = true;
             policy != UnderscoreHeaders::Allow || aliases_gateway_header(n)
         } else {
-            n == conn::XFCC || n.starts_with(conn::X_CLIENT_PREFIX)
+            is_identity_header(n)
         };
         if forged {
             remove.push(name.clone());
@@ -269,6 +268,12 @@ fn strip_client_headers(
         headers.remove(name);
     }
     Ok(())
+}
+
+/// Whether `name` (lowercase) is one of the identity headers only the gateway may set:
+/// `x-forwarded-client-cert` or any `x-client-*`.
+fn is_identity_header(name: &str) -> bool {
+    name == conn::XFCC || name.starts_with(conn::X_CLIENT_PREFIX)
 }
 
 /// Whether `name` (lowercase, with `_`) reads as a header the gateway sets once each `_` is

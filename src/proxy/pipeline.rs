@@ -140,14 +140,12 @@ fn log_refusal(conn: &ConnInfo, rec: &AccessRecord, e: &GatewayError) {
 /// gateway does not implement is 501 (RFC 9112 §6.1, as NGINX answers), chunked applied
 /// twice 400 (§7: a sender must not). HTTP/2 has no transfer codings (h2 refuses the header).
 fn transfer_coding_refusal(headers: &http::HeaderMap) -> Option<(&'static str, GatewayError)> {
-    let mut codings = headers
+    let codings = headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .map(|c| c.trim_ascii())
-        .filter(|c| !c.is_empty())
-        .peekable();
-    codings.peek()?;
+        .filter(|c| !c.is_empty());
     let (mut chunked, mut other) = (0, false);
     for c in codings {
         if c.eq_ignore_ascii_case(b"chunked") {

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
 use super::keys::Keys;
-use super::ratelimit::{gcra, Limiter};
+use super::ratelimit::Limiter;
 use super::revocations::{now_secs, RevocationStore};
 use crate::cluster::{Bucket, Cluster};
 use crate::config::issuer::TOKEN_LIFETIME_MAX;
@@ -106,22 +106,19 @@ impl Issuer {
     /// `[cluster] timeout`, else (and without `[cluster]`) this instance's, in the same
     /// order (a request refused by its address spends nothing of its client's budget).
     async fn limit(&self, ip: IpAddr, client: Option<&str>) -> Result<(), Limited> {
-        let limits = &self.cfg.rate_limit;
         if let Some(cluster) = self.fleet.get() {
-            let bucket = |kind, key, rate| {
-                let (interval, tolerance) = gcra(rate, limits.burst);
-                Bucket {
-                    kind,
-                    key,
-                    interval,
-                    tolerance,
-                }
+            // The same GCRA numbers as the local limiters, computed once when they were made.
+            let bucket = |kind, key, (interval, tolerance)| Bucket {
+                kind,
+                key,
+                interval,
+                tolerance,
             };
             let shown = ip.to_string();
-            let address = bucket("address", shown.as_str(), limits.per_address);
+            let address = bucket("address", shown.as_str(), self.per_address.gcra());
             let answer = match client {
                 Some(id) => {
-                    let client = bucket("client", id, limits.per_client);
+                    let client = bucket("client", id, self.per_client.gcra());
                     cluster.limit(&[address, client]).await
                 }
                 None => cluster.limit(&[address]).await,
@@ -135,10 +132,7 @@ impl Issuer {
         }
         self.per_address.check(&ip).map_err(Limited::Address)?;
         match client {
-            Some(id) => self
-                .per_client
-                .check(&id.to_owned())
-                .map_err(Limited::Client),
+            Some(id) => self.per_client.check(id).map_err(Limited::Client),
             None => Ok(()),
         }
     }
