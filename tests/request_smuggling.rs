@@ -129,6 +129,24 @@ async fn ambiguous_framing_is_refused_before_the_backend() {
             "{what} reached the backend"
         );
     }
+    // The pipeline's own refusals name their reason in the access log.
+    let mut reasons = Vec::new();
+    for _ in 0..500 {
+        reasons = gw
+            .access_log()
+            .iter()
+            .filter_map(|l| l["reason"].as_str().map(str::to_owned))
+            .collect();
+        if reasons.iter().any(|r| r == "repeated_chunked")
+            && reasons.iter().any(|r| r == "unsupported_transfer_coding")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for reason in ["unsupported_transfer_coding", "repeated_chunked"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
     gw.shutdown().await;
 }
 

@@ -386,6 +386,17 @@ fn tampering_time_and_scope_are_refused() {
         run("GET / HTTP/1.1\nHost:example.amazonaws.com\n\n", now),
         Err(Sigv4Error::Missing)
     );
+    // A signed header the request does not carry.
+    assert_eq!(
+        run(
+            &sreq.replace(
+                "SignedHeaders=host;x-amz-date",
+                "SignedHeaders=host;x-amz-bogus;x-amz-date"
+            ),
+            now
+        ),
+        Err(Sigv4Error::SignedHeaderMissing)
+    );
     // Presigned: expiry honoured.
     let q = std::fs::read_to_string(base.join("query-signed-request.txt")).unwrap();
     assert_eq!(run(&q, now + 3600), Ok(()));
