@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod http1;
 pub mod identity;
 pub mod issuer;
 pub mod material;
