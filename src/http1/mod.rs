@@ -1,6 +1,6 @@
 //! HTTP/1.1 request heads as the gateway frames them: the request line and header fields
 //! (httparse, strict), then the framing decision RFC 9112 §6 asks of a server, in one
-//! place.
+//! place; and the chunked body decoder ([`chunked`]).
 //!
 //! This is the framing core of issue 17 step 5 (an HTTP/1 server path without hyper's
 //! dispatcher). It does not serve traffic yet: hyper's parser does, and
@@ -25,6 +25,8 @@
 //! - both fields present: framed by `transfer-encoding`, and the connection closes after;
 //! - keep-alive: HTTP/1.1 unless a `connection` line carries `close`; HTTP/1.0 only with
 //!   `keep-alive` (and no `close`).
+
+pub mod chunked;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
