@@ -25,12 +25,15 @@ WORK=${WORK:-$(mktemp -d /tmp/portcullis-compare.XXXXXX)}
 # `portcullis-ws` adds portcullis in the work-stealing runtime (the same binary and config
 # plus `[runtime] mode = "work-stealing"`, port 18448) to every round, so the two runtime
 # modes are compared inside one run; its figures go to a table of their own.
+# `portcullis-b` adds a second build in the same rounds (port 18449, the default config):
+# PC_B_BIN (default PC_BIN), run with the environment PC_B_ENV ("K=V ..."), for an A/B of
+# two builds against NGINX and HAProxy inside one run (BENCHMARKS.md, issue 17 step 5).
 PROXIES=${PROXIES:-"nginx haproxy portcullis"}
 MEASURES=${MEASURES:-"keepalive full resume syscalls idle auth"}   # a subset reruns only those figures
 # Figure 6 at a fixed rate too (open loop): 0 = 70 % of the slowest route's closed-loop rate.
 AUTH_RATE=${AUTH_RATE:-0}
-# Added to every port (backend 18080, NGINX 18443, HAProxy 18444, portcullis 18445 and
-# 18448) when
+# Added to every port (backend 18080, NGINX 18443, HAProxy 18444, portcullis 18445,
+# 18448 and 18449) when
 # those are taken on a shared machine.
 PORT_OFFSET=${PORT_OFFSET:-0}
 OUT="$WORK/results"
@@ -85,6 +88,8 @@ done
 { sed "s|127.0.0.1:$((18445 + PORT_OFFSET))|127.0.0.1:$((18448 + PORT_OFFSET))|" \
     "$WORK/portcullis/portcullis.toml"; printf '\n[runtime]\nmode = "work-stealing"\n'; } \
   > "$WORK/portcullis/work-stealing.toml"
+sed "s|127.0.0.1:$((18445 + PORT_OFFSET))|127.0.0.1:$((18449 + PORT_OFFSET))|" \
+  "$WORK/portcullis/portcullis.toml" > "$WORK/portcullis/b.toml"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -132,6 +137,8 @@ start_proxy() {
     haproxy) "$HAPROXY" -db -f "$WORK/haproxy/haproxy.cfg" & ;;
     portcullis) "$PC" run --config "$WORK/portcullis/portcullis.toml" & ;;
     portcullis-ws) "$PC" run --config "$WORK/portcullis/work-stealing.toml" & ;;
+    # shellcheck disable=SC2086
+    portcullis-b) env ${PC_B_ENV:-} "${PC_B_BIN:-$PC}" run --config "$WORK/portcullis/b.toml" & ;;
   esac
   PID_OF[$1]=$!
   PIDS+=("$!")
@@ -139,7 +146,8 @@ start_proxy() {
 has() { case " $MEASURES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 port_of() {
   case $1 in nginx) echo $((18443 + PORT_OFFSET)) ;; haproxy) echo $((18444 + PORT_OFFSET)) ;;
-    portcullis) echo $((18445 + PORT_OFFSET)) ;; portcullis-ws) echo $((18448 + PORT_OFFSET)) ;; esac
+    portcullis) echo $((18445 + PORT_OFFSET)) ;; portcullis-ws) echo $((18448 + PORT_OFFSET)) ;;
+    portcullis-b) echo $((18449 + PORT_OFFSET)) ;; esac
 }
 lt() {
   "$LT" run "$URL" --ca "$PKI/ca-bundle.pem" --identities "$PKI/clients" "$@"

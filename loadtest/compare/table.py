@@ -129,7 +129,8 @@ print("load client CPU-bound (≥85 % of its thread) in: " + (", ".join(bott) if
 
 # Every round's CPU per keep-alive request, in the order run: how far one run is from the next.
 print("\nproxy CPU per keep-alive request, every round (µs):\n")
-everyone = PROXIES + (["portcullis-ws"] if load("portcullis-ws", f"keepalive-t{threads[0]}") else [])
+extra = [p for p in ["portcullis-ws", "portcullis-b"] if load(p, f"keepalive-t{threads[0]}")]
+everyone = PROXIES + [p for p in extra if p not in PROXIES]
 print("| load client | " + " | ".join(everyone) + " |")
 print("|---|" + "---|" * len(everyone))
 for t in threads:
@@ -139,19 +140,30 @@ for t in threads:
         cells.append(", ".join(f"{per(r, r['requests']['ok']):.1f}" for r in rs) or "–")
     print(f"| {t} thread{'s' if t != '1' else ''} | " + " | ".join(cells) + " |")
 
-# portcullis in both runtime modes (PROXIES with portcullis-ws), from the same rounds.
-if "portcullis-ws" in everyone:
-    print("\nruntime modes, same rounds (per-core is the default; work-stealing = portcullis-ws):\n")
-    print("| figure | unit | per-core | work-stealing | work-stealing/per-core | per-core/NGINX | work-stealing/NGINX |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+
+def beside(other, title, a, b):
+    """portcullis and `other` from the same rounds, and both against NGINX and HAProxy."""
+    print(f"\n{title}:\n")
+    print(f"| figure | unit | {a} | {b} | {b}/{a} | {a}/NGINX | {b}/NGINX | {a}/HAProxy | {b}/HAProxy |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for t in threads:
         tl = f"{t} client thread" + ("s" if t != "1" else "")
-        rows = {p: load(p, f"keepalive-t{t}") for p in ["nginx", "portcullis", "portcullis-ws"]}
+        rows = {p: load(p, f"keepalive-t{t}") for p in ["nginx", "haproxy", "portcullis", other]}
         for label, unit, f in [
             (f"keep-alive req/s ({tl})", "req/s", lambda r: r["requests_per_s"]),
             (f"keep-alive p99 ({tl})", "ms", lambda r: r["latency_ms"]["p99"]),
             (f"proxy CPU per keep-alive request ({tl})", "µs", lambda r: per(r, r["requests"]["ok"])),
         ]:
-            v = {p: med([f(r) for r in rs]) for p, rs in rows.items()}
-            pc, ws, ng = v["portcullis"], v["portcullis-ws"], v["nginx"]
-            print(f"| {label} | {unit} | {fmt(pc)} | {fmt(ws)} | {ratio(ws, pc)} | {ratio(pc, ng)} | {ratio(ws, ng)} |")
+            v = {p: med([f(r) for r in rs]) if rs else None for p, rs in rows.items()}
+            pc, o, ng, ha = v["portcullis"], v[other], v["nginx"], v["haproxy"]
+            print(f"| {label} | {unit} | {fmt(pc)} | {fmt(o)} | {ratio(o, pc)} | {ratio(pc, ng)} | "
+                  f"{ratio(o, ng)} | {ratio(pc, ha)} | {ratio(o, ha)} |")
+
+
+# portcullis in both runtime modes (PROXIES with portcullis-ws), from the same rounds.
+if "portcullis-ws" in everyone:
+    beside("portcullis-ws", "runtime modes, same rounds (per-core is the default; work-stealing = portcullis-ws)",
+           "per-core", "work-stealing")
+# A second build (PROXIES with portcullis-b), from the same rounds.
+if "portcullis-b" in everyone:
+    beside("portcullis-b", "a second build, same rounds (portcullis-b: PC_B_BIN with PC_B_ENV)", "A", "B")
