@@ -1,7 +1,8 @@
 //! Request framing on HTTP/1.1: a corpus of the ambiguous and malformed messages request
 //! smuggling is built from (RFC 9112 §6, the CL/TE cases of the README, the classic
 //! CL.TE / TE.CL / TE.TE variants, chunk-size and line-ending tricks, llhttp's and HTTP
-//! Garden's framing cases). For each: what the client gets back, and what the backend sees.
+//! Garden's framing cases, in `request_smuggling/`). For each: what the client gets back, and
+//! what the backend sees.
 //! The rule under test: one message in is at most one message out, framed by the gateway
 //! (the backend never parses the client's framing), and a message whose framing is
 //! ambiguous is refused before anything reaches the backend.
@@ -9,6 +10,10 @@
 mod common;
 #[path = "request_smuggling/corpus.rs"]
 mod corpus;
+#[path = "request_smuggling/http_garden.rs"]
+mod http_garden;
+#[path = "request_smuggling/llhttp.rs"]
+mod llhttp;
 
 use std::time::Duration;
 
@@ -36,7 +41,8 @@ async fn exchange(gw: &common::TestGateway, pki: &TestPki, wire: &[u8]) -> Answe
     let mut text = String::from_utf8_lossy(&all).into_owned();
     if read.is_err() {
         // Kept open: an answer the caller did not expect (all expected ones close).
-        text.push_str("\n[the gateway kept the connection open]");
+        text.push('\n');
+        text.push_str(KEPT_OPEN);
     }
     // Status lines of HTTP/1.1, or of HTTP/1.0 (the answer to a 1.0 request).
     let statuses = text
@@ -71,6 +77,8 @@ fn paths(origin: &Origin) -> Vec<String> {
         .collect()
 }
 
+/// What [`exchange`] appends to the text when the gateway did not close.
+const KEPT_OPEN: &str = "[the gateway kept the connection open]";
 const H: &str = "host: localhost\r\n";
 const CLOSE: &str = "connection: close\r\n";
 
