@@ -1,11 +1,12 @@
 //! The framing bugs HTTP Garden (narfindustries/http-garden, `TROPHIES.md`) found in other
-//! servers and proxies, each named by its list ("server" or "transducer") and number, with
-//! its payload; beside them the variants issue 17 names (whitespace and `0x` in chunk
-//! sizes, NUL in chunk data, a vertical tab in `Transfer-Encoding`, HTTP/1.0 with it,
-//! leading zeros). A payload keeps its bytes, but a `Host` is added where it has none (a
-//! missing one is 400 of its own), `connection: close` ends the exchange, and the request
-//! a malformed body tries to smuggle asks for `/smuggled`. For each: refused with nothing at
-//! the backend, or framed one way, which the backend reads as exactly those messages.
+//! servers and proxies, each named by its list ("server", "transducer", "HTTP/2") and
+//! number, with its payload; beside them the variants issue 17 names (whitespace and `0x`
+//! in chunk sizes, NUL in chunk data, a vertical tab in `Transfer-Encoding`, HTTP/1.0 with
+//! it, leading zeros). A payload keeps its bytes, but a `Host` is added where it has none
+//! (a missing one is 400 of its own), `connection: close` ends the exchange, and the
+//! request a malformed body tries to smuggle asks for `/smuggled`. For each: refused with
+//! nothing at the backend, or framed one way, which the backend reads as exactly those
+//! messages.
 //!
 //! A proxy's bug in that list (a "transducer") is to forward what it should have refused
 //! or normalised; the gateway is such a proxy, so those payloads are the ones that matter
@@ -193,4 +194,56 @@ async fn lf_only_lines_and_chunk_extensions_reach_the_backend_normalised() {
         assert_eq!(body, "5\r\nhello\r\n0\r\n\r\n", "{seen:?}");
         gw.shutdown().await;
     }
+}
+
+/// HTTP Garden's HTTP/2-to-HTTP/1.1 downgrade bugs, and the fields that would split an
+/// HTTP/1.1 request once written out (H2.CRLF: a CR LF in a name or value becomes a new
+/// header line, or a new request). The stream is reset, or the connection goes away, and
+/// nothing reaches the backend; the frames are written by hand (`raw_h2`), as the h2
+/// client refuses to send them.
+#[tokio::test]
+async fn http_garden_http2_downgrades_cannot_split_the_http1_request() {
+    let (pki, origin, gw) = super::setup().await;
+    let malformed: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "HTTP Garden HTTP/2 transducer 2: empty header name",
+            vec![("", "x")],
+        ),
+        (
+            "H2.CRLF: CR LF in a value",
+            vec![("x-a", "a\r\ntransfer-encoding: chunked")],
+        ),
+        (
+            "H2.CRLF: CR LF in a name",
+            vec![("x-a\r\ntransfer-encoding", "chunked")],
+        ),
+        ("NUL in a value", vec![("x-a", "a\0b")]),
+        ("upper case in a name (RFC 9113 §8.2.1)", vec![("X-A", "1")]),
+        ("space in a name", vec![("x a", "1")]),
+        ("colon in a name", vec![("x:a", "1")]),
+        (
+            "connection-specific connection (RFC 9113 §8.2.2)",
+            vec![("connection", "keep-alive")],
+        ),
+        ("te other than trailers", vec![("te", "gzip")]),
+        ("a second :path", vec![(":path", "/other")]),
+        (
+            "content-length 3, five bytes of DATA",
+            vec![("content-length", "3")],
+        ),
+    ];
+    for (what, extra) in &malformed {
+        let got = super::raw_h2(&gw, &pki, extra, b"hello").await;
+        assert!(matches!(got, 0x3 | 0x7), "{what}: frame {got:#x}");
+        assert_eq!(super::paths(&origin), Vec::<String>::new(), "{what}");
+    }
+    // HTTP Garden HTTP/2 transducer 1: whitespace around a value is not stripped on the way
+    // down. It is passed as it came, and the backend's parser drops it as the optional
+    // whitespace of an HTTP/1.1 field line: one message, the value `a`.
+    let got = super::raw_h2(&gw, &pki, &[("test1", "\ta\t")], b"hello").await;
+    assert_eq!(got, 0x1, "answered");
+    let seen = origin.last();
+    assert_eq!((seen.path_and_query.as_str(), origin.count()), ("/body", 1));
+    assert_eq!(seen.headers["test1"], "a");
+    gw.shutdown().await;
 }

@@ -7,7 +7,9 @@
 //! holds what ends one (see the last test here). Where llhttp is lenient only in a
 //! non-strict mode, its strict expectation is the one taken.
 //!
-//! Three kinds of departure from llhttp, each said at its case:
+//! Where the gateway departs from llhttp it says so at the case (a Host that is not
+//! host[:port], a coding before `chunked`, Upgrade, `"` in a query, raw UTF-8 in a path);
+//! three departures recur:
 //! - llhttp knows a fixed list of methods (`MKCOLA` and `ANNOUNCE` over HTTP are errors to
 //!   it); RFC 9110 §9.1 makes a method any token, and the gateway forwards any (a route may
 //!   list the ones it takes). They arrive as they are.
