@@ -78,6 +78,12 @@ async fn http_garden_refusals_reach_nothing() {
         c("issue 17: vertical tab after chunked", &format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: chunked\x0b\r\n\r\n0\r\n\r\n"), 400),
         c("issue 17: form feed before chunked", &format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding:\x0cchunked\r\n\r\n0\r\n\r\n"), 400),
         c("issue 17: HTTP/1.0 with Transfer-Encoding and Content-Length", &format!("POST / HTTP/1.0\r\n{hc}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n"), 400),
+        // hyper reads the last list element of a transfer-encoding as the coding, so an
+        // empty one after `chunked` leaves none (`,chunked` is chunked): refused.
+        c("issue 17: Transfer-Encoding chunked followed by an empty element", &format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: chunked ,\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        c("issue 17: Transfer-Encoding chunked then an empty line of it", &format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        c("issue 17: Transfer-Encoding \"chunked\" quoted", &format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: \"chunked\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
+        c("issue 17: Transfer-Encoding chunked with a parameter", &format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: chunked;q=1\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400),
         c("issue 17: Content-Length with a leading +", &format!("POST / HTTP/1.1\r\n{hc}Content-Length: +0005\r\n\r\nhello"), 400),
     ];
     refused(&cases).await;
@@ -121,6 +127,11 @@ async fn http_garden_payloads_are_framed_one_way() {
         // clients, which the gateway, terminating mTLS, has not.)
         ("issue 17: bare LF ends the trailer section", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-a: 1\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\nGET /last HTTP/1.1\r\n{hc}\r\n"), vec![("POST", "/", "hello"), ("GET", "/last", "")], vec![200, 200]),
         ("issue 17: LF after the last chunk", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\nGET /smuggled HTTP/1.1\r\n{H}\r\nGET /last HTTP/1.1\r\n{hc}\r\n"), vec![("POST", "/", "hello"), ("GET", "/last", "")], vec![200, 200]),
+        ("issue 17: Transfer-Encoding in upper case", format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: CHUNKED\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), vec![("POST", "/", "hello")], vec![200]),
+        // RFC 9110 §8.6: the same length twice is one length (hyper forwards one line); a
+        // different one is refused (above, server 23 and 33).
+        ("issue 17: Content-Length twice, the same", format!("POST / HTTP/1.1\r\n{hc}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"), vec![("POST", "/", "hello")], vec![200]),
+        ("issue 17: Content-Length 5 and 05", format!("POST / HTTP/1.1\r\n{hc}Content-Length: 5\r\nContent-Length: 05\r\n\r\nhello"), vec![("POST", "/", "hello")], vec![200]),
         ("issue 17: HTTP/1.0 with Content-Length", format!("POST / HTTP/1.0\r\n{H}Content-Length: 5\r\n\r\nhelloGET /smuggled HTTP/1.0\r\n{H}\r\n"), vec![("POST", "/", "hello")], vec![200]),
     ];
     framed(&cases).await;
