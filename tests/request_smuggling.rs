@@ -1,12 +1,19 @@
 //! Request framing on HTTP/1.1: a corpus of the ambiguous and malformed messages request
 //! smuggling is built from (RFC 9112 §6, the CL/TE cases of the README, the classic
 //! CL.TE / TE.CL / TE.TE variants, chunk-size and line-ending tricks, llhttp's and HTTP
-//! Garden's framing cases). For each: what the client gets back, and what the backend sees.
+//! Garden's framing cases, in `request_smuggling/`). For each: what the client gets back, and
+//! what the backend sees.
 //! The rule under test: one message in is at most one message out, framed by the gateway
 //! (the backend never parses the client's framing), and a message whose framing is
 //! ambiguous is refused before anything reaches the backend.
 
 mod common;
+#[path = "request_smuggling/corpus.rs"]
+mod corpus;
+#[path = "request_smuggling/http_garden.rs"]
+mod http_garden;
+#[path = "request_smuggling/llhttp.rs"]
+mod llhttp;
 
 use std::time::Duration;
 
@@ -34,10 +41,13 @@ async fn exchange(gw: &common::TestGateway, pki: &TestPki, wire: &[u8]) -> Answe
     let mut text = String::from_utf8_lossy(&all).into_owned();
     if read.is_err() {
         // Kept open: an answer the caller did not expect (all expected ones close).
-        text.push_str("\n[the gateway kept the connection open]");
+        text.push('\n');
+        text.push_str(KEPT_OPEN);
     }
+    // Status lines of HTTP/1.1, or of HTTP/1.0 (the answer to a 1.0 request).
     let statuses = text
-        .match_indices("HTTP/1.1 ")
+        .match_indices("HTTP/1.")
+        .filter(|(i, _)| matches!(text.get(i + 7..i + 9), Some("1 " | "0 ")))
         .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
         .collect();
     Answer { statuses, text }
@@ -67,6 +77,8 @@ fn paths(origin: &Origin) -> Vec<String> {
         .collect()
 }
 
+/// What [`exchange`] appends to the text when the gateway did not close.
+const KEPT_OPEN: &str = "[the gateway kept the connection open]";
 const H: &str = "host: localhost\r\n";
 const CLOSE: &str = "connection: close\r\n";
 
@@ -490,6 +502,87 @@ async fn request_trailers_cannot_carry_a_forged_identity() {
     assert!(
         seen.contains("x-checksum: 1"),
         "the trailers were forwarded: {seen}"
+    );
+    driver.abort();
+    gw.shutdown().await;
+}
+
+/// A GET or HEAD with a chunked body (or, over HTTP/2, DATA without `content-length`)
+/// reaches an HTTP/1.1 backend with that body. hyper's client sends a GET or HEAD whose body
+/// has no length as one without a body, so the gateway used to drop it: the backend read a
+/// message the client had not sent, and (for HTTP/1.1) the body was never read, so a
+/// malformed one was never refused.
+#[tokio::test]
+async fn a_get_body_without_a_length_reaches_the_backend() {
+    let (pki, backend, gw) = corpus::setup().await;
+    let chunked = |method: &str| {
+        format!("{method} /b HTTP/1.1\r\n{H}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /next HTTP/1.1\r\n{H}{CLOSE}\r\n")
+    };
+    for method in ["GET", "HEAD"] {
+        let from = backend.count();
+        let a = exchange(&gw, &pki, chunked(method).as_bytes()).await;
+        assert_eq!(a.statuses, [200, 200], "{method}: {}", a.text);
+        let seen = backend.since(from);
+        assert_eq!(seen.len(), 2, "{method}: {seen:?}");
+        assert_eq!(
+            (seen[0].method.as_str(), seen[0].body.as_deref()),
+            (method, Some(&b"hello"[..])),
+            "{seen:?}"
+        );
+        assert_eq!(seen[1].target, "/next", "{seen:?}");
+    }
+    // The body is read, so a malformed one is refused (400 `bad_request_body`).
+    let wire = format!("GET /b HTTP/1.1\r\n{H}transfer-encoding: chunked\r\n\r\n5x\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\n");
+    let from = backend.count();
+    let a = exchange(&gw, &pki, wire.as_bytes()).await;
+    assert_eq!(a.statuses, [400], "{}", a.text);
+    assert!(
+        a.text.contains("x-portcullis-error: bad_request"),
+        "{}",
+        a.text
+    );
+    let logged = |gw: &common::TestGateway| {
+        gw.access_log()
+            .iter()
+            .any(|l| l["path"] == "/b" && l["reason"] == "bad_request_body")
+    };
+    for _ in 0..500 {
+        if logged(&gw) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logged(&gw), "{:?}", gw.access_log());
+    assert!(
+        backend
+            .since(from)
+            .iter()
+            .all(|m| m.body.is_none() && m.target == "/b"),
+        "{:?}",
+        backend.since(from)
+    );
+
+    // HTTP/2: a GET with DATA frames and no content-length.
+    let tls = client::raw_tls(gw.addr, &pki, &pki.client("alice"), Some(b"h2")).await;
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::get("https://localhost/h2").body(()).unwrap();
+    let mut send = send.ready().await.unwrap();
+    let (resp, mut body) = send.send_request(req, false).unwrap();
+    body.send_data(bytes::Bytes::from_static(b"hello"), true)
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let last = backend.since(backend.count() - 1);
+    assert_eq!(
+        (last[0].target.as_str(), last[0].body.as_deref()),
+        ("/h2", Some(&b"hello"[..])),
+        "{last:?}"
     );
     driver.abort();
     gw.shutdown().await;

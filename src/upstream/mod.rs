@@ -28,7 +28,7 @@ use arc_swap::ArcSwapOption;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use metrics::Counter;
@@ -323,6 +323,21 @@ impl Pool {
             UpstreamProtocol::Http1 => {
                 *req.version_mut() = Version::HTTP_11;
                 *req.uri_mut() = Uri::from(pq);
+                // A body of no known length goes chunked. hyper's client would send it so
+                // for most methods, but for GET and HEAD it assumes there is none and sends
+                // the head alone: a client's chunked GET body (or an HTTP/2 one without
+                // content-length) would be dropped. hyper keeps a transfer-encoding it is
+                // given (`transfer-encoding` itself came off with the hop-by-hop headers).
+                let body = req.body();
+                if !body.is_end_stream()
+                    && body.size_hint().exact().is_none()
+                    && !req.headers().contains_key(header::CONTENT_LENGTH)
+                {
+                    req.headers_mut().insert(
+                        header::TRANSFER_ENCODING,
+                        HeaderValue::from_static("chunked"),
+                    );
+                }
                 if !req.headers().contains_key(header::HOST) {
                     let host = HeaderValue::from_str(&ep.addr).map_err(|_| {
                         UpstreamError::Request("endpoint is not a valid host".into())
