@@ -2,7 +2,8 @@
 //! decoder does, byte for byte: the same states, the same limits (16 KiB of chunk
 //! extensions per body, 16 KiB and [`MAX_HEADERS`] lines of trailers), the same refusals
 //! (a size without a digit or over 64 bits, whitespace inside a size, a bare LF after a
-//! size, in an extension, or after chunk data, data longer than its size). Sans I/O: the
+//! size, in an extension, after chunk data or anywhere in the trailer section — the last
+//! by the carried hyper patch, `patches/README.md` — data longer than its size). Sans I/O: the
 //! caller hands in what it has read and gets back what it may consume.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -150,6 +151,9 @@ impl Decoder {
                 }
                 _ => return Err(ChunkError("no LF after chunk data")),
             },
+            // A bare LF in the trailer section is refused (the carried hyper patch does the
+            // same): the section ends only at CRLF CRLF, a field parser would end it there.
+            Trailer if b == b'\n' => return Err(ChunkError("a bare LF in the trailer section")),
             Trailer => {
                 self.push_trailer(b)?;
                 if b == b'\r' {
@@ -169,6 +173,7 @@ impl Decoder {
                 }
                 _ => return Err(ChunkError("no LF after a trailer line's CR")),
             },
+            EndCr if b == b'\n' => return Err(ChunkError("a bare LF after the last chunk")),
             EndCr => {
                 if b == b'\r' {
                     if self.trailers.is_some() {
@@ -217,7 +222,7 @@ impl Decoder {
 }
 
 /// The trailer section, parsed by httparse with room for `lines` fields (hyper's count of
-/// CRLF-ended lines: a field ended by a bare LF has no room, and is refused).
+/// CRLF-ended lines; a bare LF never gets here).
 fn parse_trailers(buf: &[u8], lines: usize) -> Result<HeaderMap, ChunkError> {
     let mut fields = vec![httparse::EMPTY_HEADER; lines];
     match httparse::parse_headers(buf, &mut fields) {
@@ -301,6 +306,8 @@ mod tests {
             b"0\r\n\r\x00",
             b"0\r\nx-a: 1\r\x00",
             b"0\r\nx-a: 1\nx-b: 2\r\n\r\n",
+            b"0\r\n\nGET / HTTP/1.1\r\n\r\n",
+            b"0\r\nx-a: 1\r\n\n",
             b"0\r\nbad trailer\r\n\r\n",
         ] {
             assert!(

@@ -118,15 +118,6 @@ async fn http_garden_payloads_are_framed_one_way() {
         ("issue 17: NUL and CR LF in chunk data", format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: chunked\r\n\r\na\r\nhe\x00l\r\nlo\r\n\r\n0\r\n\r\n"), vec![("POST", "/", "he\x00l\r\nlo\r\n")], vec![200]),
         ("issue 17: a long chunk size of leading zeros", format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: chunked\r\n\r\n{}5\r\nhello\r\n0\r\n\r\n", "0".repeat(64)), vec![("POST", "/", "hello")], vec![200]),
         ("issue 17: Content-Length with leading zeros", format!("POST / HTTP/1.1\r\n{hc}Content-Length: 0000000000000000000000000005\r\n\r\nhello"), vec![("POST", "/", "hello")], vec![200]),
-        // hyper ends the trailer section at CRLF CRLF only, so after a bare LF there the
-        // request that follows is read as more trailer lines; their parse (httparse, which
-        // takes the LF as the section's end) keeps what comes before and drops the rest.
-        // The message has its body whole, the request after it is never read, let alone
-        // forwarded, and the one after that is: never more messages than the client sent. (A client can only lose its
-        // own bytes so; it would matter behind a proxy that shares one connection among
-        // clients, which the gateway, terminating mTLS, has not.)
-        ("issue 17: bare LF ends the trailer section", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-a: 1\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\nGET /last HTTP/1.1\r\n{hc}\r\n"), vec![("POST", "/", "hello"), ("GET", "/last", "")], vec![200, 200]),
-        ("issue 17: LF after the last chunk", format!("POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\nGET /smuggled HTTP/1.1\r\n{H}\r\nGET /last HTTP/1.1\r\n{hc}\r\n"), vec![("POST", "/", "hello"), ("GET", "/last", "")], vec![200, 200]),
         ("issue 17: Transfer-Encoding in upper case", format!("POST / HTTP/1.1\r\n{hc}Transfer-Encoding: CHUNKED\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), vec![("POST", "/", "hello")], vec![200]),
         // RFC 9110 §8.6: the same length twice is one length (hyper forwards one line); a
         // different one is refused (above, server 23 and 33).
@@ -173,6 +164,13 @@ async fn http_garden_malformed_chunked_bodies_smuggle_nothing() {
         ("issue 17: trailer folded onto the next line", chunked("5\r\nhello\r\n0\r\nx-a: 1\r\n folded\r\n\r\n")),
         ("issue 17: NUL in a trailer value", chunked("5\r\nhello\r\n0\r\nx-a: a\x00b\r\n\r\n")),
         ("issue 17: bare CR in a trailer", chunked("5\r\nhello\r\n0\r\nx-a: a\rb\r\n\r\n")),
+        // The trailer section ends at CRLF CRLF only, while a field parser (httparse) ends
+        // it at a bare LF: unpatched hyper read the request after such a section as more
+        // trailer lines and dropped it, a request lost behind a proxy that shares one
+        // connection among clients. The carried hyper patch refuses a bare LF there.
+        ("issue 17: bare LF ends the trailer section", chunked("5\r\nhello\r\n0\r\nx-a: 1\n\r\n")),
+        ("issue 17: LF after the last chunk", chunked("5\r\nhello\r\n0\r\n\n")),
+        ("issue 17: bare LF after the last trailer line", chunked("5\r\nhello\r\n0\r\nx-a: 1\r\n\n")),
     ];
     malformed_body(&cases).await;
 }

@@ -547,6 +547,13 @@ impl ChunkedState {
 
         match byte {
             b'\r' => Poll::Ready(Ok(ChunkedState::TrailerLf)),
+            // The section ends only at CRLF CRLF, but `decode_trailers` (httparse) ends it
+            // at a bare LF: two ends for one message. Refuse it, as a bare LF after chunk
+            // data or in an extension is.
+            b'\n' => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Invalid trailer line: bare LF",
+            ))),
             _ => Poll::Ready(Ok(ChunkedState::Trailer)),
         }
     }
@@ -599,6 +606,11 @@ impl ChunkedState {
                 }
                 Poll::Ready(Ok(ChunkedState::EndLf))
             }
+            // As in `read_trailer`: a bare LF cannot begin the trailer section or end it.
+            b'\n' => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Invalid chunk end: bare LF",
+            ))),
             byte => {
                 match trailers_buf {
                     None => {
