@@ -18,7 +18,7 @@
 //! - fields are read in order: `transfer-encoding` on HTTP/1.0 is refused; it drops any
 //!   `content-length` seen before it, and one after it is dropped unread; a `content-length`
 //!   (before any `transfer-encoding`) must be digits only (no list, sign or space), and
-//!   equal to any earlier one;
+//!   equal to any earlier one (a length over 2^64 − 3 is 431, as hyper answers);
 //! - framing is chunked when the last coding of the last `transfer-encoding` line is
 //!   `chunked`; any other last coding is refused; a length when only `content-length`
 //!   gave one; none otherwise;
