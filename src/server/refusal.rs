@@ -13,9 +13,11 @@
 //! alert with it (curl: `(55) getpeername() failed with errno 107`, 11 times in 15).
 //!
 //! So: shut the write side down (FIN after the alert), then read and discard what the
-//! client still sends until it closes, for at most [`LINGER`] and [`LINGER_BYTES`]; only
-//! then close. A client that reads the alert closes at once, so this usually takes one
-//! round trip; one that does not is cut at the bound.
+//! client still sends until it closes, for at most [`ALERT_LINGER`] and
+//! [`ALERT_LINGER_BYTES`]; only then close. A client that reads the alert closes at once,
+//! so this usually takes one round trip; one that does not is cut at the bound. (The
+//! lingering close after HTTP, `wire::LINGER`, is longer and larger: a client may still be
+//! sending a whole request body.)
 
 use std::time::Duration;
 
@@ -57,9 +59,9 @@ pub fn log(
 }
 
 /// The longest a refused connection is kept open to let the client read the alert.
-pub const LINGER: Duration = Duration::from_secs(1);
+pub const ALERT_LINGER: Duration = Duration::from_secs(1);
 /// The most a refused client may still send before it is cut.
-pub const LINGER_BYTES: usize = 16 * 1024;
+pub const ALERT_LINGER_BYTES: usize = 16 * 1024;
 
 /// Send FIN after what was written, drain the client's remaining bytes (bounded), close.
 pub async fn close(mut tcp: TcpStream) {
@@ -69,7 +71,7 @@ pub async fn close(mut tcp: TcpStream) {
         }
         discard(&mut tcp).await;
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    let _ = tokio::time::timeout(ALERT_LINGER, drain).await;
 }
 
 /// The same for a completed handshake refused afterwards (a resumed session whose client no
@@ -81,14 +83,14 @@ pub async fn close_tls(mut tls: TlsStream<TcpStream>) {
         }
         discard(tls.get_mut().0).await;
     };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    let _ = tokio::time::timeout(ALERT_LINGER, drain).await;
 }
 
-/// Read and drop what the peer sends until it closes or [`LINGER_BYTES`] have come.
+/// Read and drop what the peer sends until it closes or [`ALERT_LINGER_BYTES`] have come.
 async fn discard(tcp: &mut TcpStream) {
     let mut buf = [0u8; 2048];
     let mut seen = 0;
-    while seen < LINGER_BYTES {
+    while seen < ALERT_LINGER_BYTES {
         match tcp.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => seen += n,
