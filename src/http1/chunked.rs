@@ -322,6 +322,14 @@ mod tests {
             Some(ChunkError("too many trailer lines"))
         );
         let ext = format!("1;{}\r\n", "e".repeat(EXTENSIONS_LIMIT as usize));
-        assert!(decode(ext.as_bytes()).is_err());
+        assert_eq!(
+            decode(ext.as_bytes()).err(),
+            Some(ChunkError("chunk extensions over the limit"))
+        );
+        let big = format!("0\r\nx-a: {}\r\n\r\n", "a".repeat(TRAILERS_LIMIT));
+        assert_eq!(
+            decode(big.as_bytes()).err(),
+            Some(ChunkError("trailers over the limit"))
+        );
     }
 }

@@ -6,10 +6,10 @@
 //! dispatcher). It does not serve traffic yet: hyper's parser does, and
 //! `tests/properties_http1.rs` holds this one to it — on generated requests both must
 //! refuse, or both must accept the same method, target, fields, body and keep-alive. The
-//! two places where this parser decides alone are the gateway's own rules, applied today
-//! by the pipeline's check phase right after hyper: a transfer coding other than `chunked`
-//! ([`HeadError::UnsupportedCoding`], 501) and `chunked` applied twice
-//! ([`HeadError::RepeatedChunked`]).
+//! two places where this parser decides alone are the gateway's own rules
+//! ([`coding_refusal`]: a transfer coding other than `chunked`, 501, and `chunked` applied
+//! twice, 400), which the pipeline's check phase applies today, by the same function, right
+//! after hyper.
 //!
 //! The rules, in the order hyper applies them (so the same request gets the same answer):
 //! - a head over `max_head` bytes, more than [`MAX_HEADERS`] fields, or a name of 64 KiB:
@@ -161,7 +161,7 @@ pub fn parse_request(
             headers.append(name, value);
         }
     }
-    let (framing, keep_alive) = frame.decide()?;
+    let (framing, keep_alive) = frame.decide(&headers)?;
     Ok(Some((
         RequestHead {
             method,
@@ -201,8 +201,6 @@ struct Frame {
     saw_coding: bool,
     /// The last `transfer-encoding` line ends in `chunked`.
     last_chunked: bool,
-    chunked: u32,
-    other_coding: bool,
     keep_alive: bool,
     saw_close: bool,
     expect_continue: bool,
@@ -217,8 +215,6 @@ impl Frame {
             saw_length: false,
             saw_coding: false,
             last_chunked: false,
-            chunked: 0,
-            other_coding: false,
             keep_alive: http11,
             saw_close: false,
             expect_continue: false,
@@ -246,14 +242,6 @@ impl Frame {
                 self.last_chunked = text
                     .and_then(|s| s.rsplit(',').next())
                     .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
-                for c in value.as_bytes().split(|&b| b == b',') {
-                    let c = c.trim_ascii();
-                    if c.eq_ignore_ascii_case(b"chunked") {
-                        self.chunked += 1;
-                    } else if !c.is_empty() {
-                        self.other_coding = true;
-                    }
-                }
             }
             header::CONTENT_LENGTH => {
                 self.saw_length = true;
@@ -285,16 +273,14 @@ impl Frame {
         Ok(true)
     }
 
-    fn decide(&self) -> Result<(Framing, bool), HeadError> {
+    /// The framing, from the state and the `transfer-encoding` lines kept in `headers`.
+    fn decide(&self, headers: &HeaderMap) -> Result<(Framing, bool), HeadError> {
         if self.saw_coding {
             if !self.last_chunked {
                 return Err(HeadError::NotChunked);
             }
-            if self.other_coding {
-                return Err(HeadError::UnsupportedCoding);
-            }
-            if self.chunked > 1 {
-                return Err(HeadError::RepeatedChunked);
+            if let Some(e) = coding_refusal(headers) {
+                return Err(e);
             }
             let keep_alive = self.keep_alive && !self.saw_length;
             return Ok((Framing::Chunked, keep_alive));
@@ -304,6 +290,35 @@ impl Frame {
             Some(n) => Framing::Length(n),
         };
         Ok((framing, self.keep_alive))
+    }
+}
+
+/// The gateway's own rule on the transfer codings of a request (all its
+/// `transfer-encoding` lines): one `chunked` and nothing else. Any other coding is
+/// [`HeadError::UnsupportedCoding`] (501, RFC 9112 §6.1, as NGINX answers: forwarding the
+/// body with only the chunked layer removed would hand the backend still-coded bytes);
+/// `chunked` twice is [`HeadError::RepeatedChunked`] (§7: a sender must not). The parser
+/// applies it after its own check that the last coding is `chunked`; the pipeline applies
+/// it to what hyper's parser let through.
+pub fn coding_refusal(headers: &HeaderMap) -> Option<HeadError> {
+    let (mut chunked, mut other) = (0u32, false);
+    let codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|c| c.trim_ascii())
+        .filter(|c| !c.is_empty());
+    for c in codings {
+        if c.eq_ignore_ascii_case(b"chunked") {
+            chunked += 1;
+        } else {
+            other = true;
+        }
+    }
+    if other {
+        Some(HeadError::UnsupportedCoding)
+    } else {
+        (chunked > 1).then_some(HeadError::RepeatedChunked)
     }
 }
 
@@ -432,6 +447,34 @@ mod tests {
     }
 
     #[test]
+    fn the_coding_rule_and_its_reasons() {
+        let te = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append(header::TRANSFER_ENCODING, HeaderValue::from_str(l).unwrap());
+            }
+            coding_refusal(&h)
+        };
+        assert_eq!(te(&[]), None);
+        assert_eq!(te(&["chunked"]), None);
+        assert_eq!(te(&["Chunked ,"]), None);
+        assert_eq!(te(&["gzip, chunked"]), Some(HeadError::UnsupportedCoding));
+        assert_eq!(
+            te(&["identity", "chunked"]),
+            Some(HeadError::UnsupportedCoding)
+        );
+        assert_eq!(
+            te(&["chunked", "chunked"]),
+            Some(HeadError::RepeatedChunked)
+        );
+        assert_eq!(
+            HeadError::UnsupportedCoding.reason(),
+            "unsupported_transfer_coding"
+        );
+        assert_eq!(HeadError::RepeatedChunked.reason(), "repeated_chunked");
+    }
+
+    #[test]
     fn limits() {
         assert!(parse("GET / HTTP/1.1\r\nhost: a\r\n").unwrap().is_none());
         let long = format!("GET / HTTP/1.1\r\nx: {}\r\n", "a".repeat(9000));
@@ -442,6 +485,10 @@ mod tests {
         let uri = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URI_LEN));
         let e = parse_request(uri.as_bytes(), 1 << 20, HeaderMap::new()).err();
         assert_eq!(e, Some(HeadError::UriTooLong));
+        // A field name of 64 KiB, under a head limit that would let it through.
+        let name = format!("GET / HTTP/1.1\r\n{}: a\r\n\r\n", "n".repeat(1 << 16));
+        let e = parse_request(name.as_bytes(), 1 << 20, HeaderMap::new()).err();
+        assert_eq!(e, Some(HeadError::TooLarge));
         // The head's length is what was consumed; pipelined bytes stay for the next call.
         let wire = "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n";
         let (h, n) = parse(wire).unwrap().unwrap();

@@ -41,6 +41,7 @@ use crate::auth;
 use crate::body::{self, ProxyBody};
 use crate::builtin;
 use crate::error::{ErrorKind, GatewayError};
+use crate::http1::{self, HeadError};
 use crate::identity::ConnInfo;
 use crate::route::{routing_host, RouteMatch};
 use crate::state::{Shared, Snapshot, TrustState};
@@ -133,45 +134,17 @@ fn log_refusal(conn: &ConnInfo, rec: &AccessRecord, e: &GatewayError) {
     );
 }
 
-/// A `transfer-encoding` other than `chunked` alone, with its access-log reason. hyper
-/// decodes the chunked framing and refuses a coding list that does not end in it, but it
-/// passes `gzip, chunked` (or `chunked, chunked`) through with only the chunked layer
-/// removed, and the backend would read the still-coded bytes as the body. So: a coding the
-/// gateway does not implement is 501 (RFC 9112 §6.1, as NGINX answers), chunked applied
-/// twice 400 (§7: a sender must not). HTTP/2 has no transfer codings (h2 refuses the header).
+/// A `transfer-encoding` other than `chunked` alone ([`http1::coding_refusal`]), with its
+/// access-log reason. hyper decodes the chunked framing and refuses a coding list that does
+/// not end in it, but it passes `gzip, chunked` (or `chunked, chunked`) through with only
+/// the chunked layer removed. HTTP/2 has no transfer codings (h2 refuses the header).
 fn transfer_coding_refusal(headers: &http::HeaderMap) -> Option<(&'static str, GatewayError)> {
-    let codings = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(|c| c.trim_ascii())
-        .filter(|c| !c.is_empty());
-    let (mut chunked, mut other) = (0, false);
-    for c in codings {
-        if c.eq_ignore_ascii_case(b"chunked") {
-            chunked += 1;
-        } else {
-            other = true;
-        }
-    }
-    if other {
-        return Some((
-            "unsupported_transfer_coding",
-            GatewayError::new(
-                ErrorKind::NotImplemented,
-                "the only transfer coding the gateway implements is chunked",
-            ),
-        ));
-    }
-    (chunked > 1).then(|| {
-        (
-            "repeated_chunked",
-            GatewayError::new(
-                ErrorKind::BadRequest,
-                "the chunked transfer coding is applied more than once",
-            ),
-        )
-    })
+    let e = http1::coding_refusal(headers)?;
+    let kind = match e {
+        HeadError::UnsupportedCoding => ErrorKind::NotImplemented,
+        _ => ErrorKind::BadRequest,
+    };
+    Some((e.reason(), GatewayError::new(kind, e.to_string())))
 }
 
 async fn process(

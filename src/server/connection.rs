@@ -18,8 +18,9 @@
 //! preface) for ever. One whose HTTP has ended, in its lingering close ([`Watched`]) when
 //! the client has not closed its side, is cut [`SHUTDOWN_GRACE`] after the shutdown began
 //! and keeps its reason (`idle_timeout`, `drain`, `revoked`). A hard close drops hyper's
-//! connection, which closes the socket. hyper's graceful shutdown sends GOAWAY `NO_ERROR` even for resets: it has no way to send
-//! another code (`ENHANCE_YOUR_CALM` is h2's own, for the limits h2 enforces itself).
+//! connection, which closes the socket. hyper's graceful shutdown sends GOAWAY `NO_ERROR`
+//! even for resets: it has no way to send another code (`ENHANCE_YOUR_CALM` is h2's own,
+//! for the limits h2 enforces itself).
 //!
 //! Every connection that reached HTTP is counted once, when it ends, in
 //! `portcullis_connections_closed_total{listener,reason}` (the reasons of [`Close`]; a
